@@ -1,0 +1,137 @@
+//! Flags, their defaults and their validation: everything a user can set, in one place.
+//!
+//! `--help` is generated from the doc comments below, so they are written for the user. Values that
+//! depend on the machine (the connection cap follows the process's fd limit) are resolved by
+//! [`Config::max_connections`], not baked into defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// File descriptors kept back from the connection cap: stdio, the epoll instance, the listener, and a
+/// margin for the log and for connections accepted past the cap only to be told so ([`OVERFLOW_SLOTS`]).
+pub const RESERVED_FDS: u64 = 32;
+
+/// Connections accepted past `--max-connections`, only to read their request and answer "come back
+/// later" (an event stream gets `200` + a jittered `retry:`, anything else `503`). Past these, a new
+/// connection is closed at once, so a flood can never take the fds the open streams need.
+pub const OVERFLOW_SLOTS: usize = 64;
+
+/// A Server-Sent Events server on one mio event loop.
+///
+/// `GET /home/events` streams the time of day (UTC, `HH:MM:SS.mmm`) every --interval-ms; every other
+/// path is a file from --static-dir (`/` is the demo page).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "mio-sse", version)]
+pub struct Config {
+    /// Address to listen on. Port 0 picks a free port; the log says which.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Milliseconds between ticks on each stream (each stream keeps its own phase). 0 turns ticks off.
+    #[arg(long, default_value_t = 3000)]
+    pub interval_ms: u64,
+
+    /// Directory of static files, loaded into memory at start. When it cannot be read, the demo page
+    /// built into the binary is served instead.
+    #[arg(long, default_value = "static")]
+    pub static_dir: PathBuf,
+
+    /// Most connections served at once [default: the process's open-file limit less a reserve].
+    /// Past it, event-stream requests get 200 with a jittered `retry:` and a close (a browser's
+    /// EventSource gives up for good on any other status), other requests 503 with Retry-After.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+
+    /// Milliseconds a client has to send a complete request head (from its first byte, or from
+    /// connecting) before it gets 408 and is closed.
+    #[arg(long, default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+
+    /// Milliseconds an idle keep-alive connection (between requests) is kept open.
+    #[arg(long, default_value_t = 15_000)]
+    pub keepalive_timeout_ms: u64,
+
+    /// Log level: error, warn, info, debug or trace. Per-event lines are debug, so info stays quiet with
+    /// many thousands of clients.
+    #[arg(long, default_value = "info")]
+    pub log_level: log::LevelFilter,
+}
+
+impl Config {
+    /// Flags from the command line, exiting with a message on bad ones (clap's behaviour).
+    pub fn from_args() -> Config {
+        Config::parse()
+    }
+
+    /// The tick interval, or `None` when ticks are off.
+    pub fn tick_interval(&self) -> Option<Duration> {
+        (self.interval_ms > 0).then(|| Duration::from_millis(self.interval_ms))
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms.max(1))
+    }
+
+    pub fn keepalive_timeout(&self) -> Duration {
+        Duration::from_millis(self.keepalive_timeout_ms.max(1))
+    }
+
+    /// The connection cap for a process whose open-file limit is `fd_limit`: the flag's value if it
+    /// fits, else an error that says what does.
+    pub fn max_connections(&self, fd_limit: u64) -> Result<usize, String> {
+        let fit = fd_limit.saturating_sub(RESERVED_FDS + OVERFLOW_SLOTS as u64) as usize;
+        match self.max_connections {
+            None if fit == 0 => Err(format!(
+                "the open-file limit ({fd_limit}) leaves no room for connections"
+            )),
+            None => Ok(fit),
+            Some(0) => Err("--max-connections must be at least 1".into()),
+            Some(n) if n > fit => Err(format!(
+                "--max-connections {n} does not fit the open-file limit {fd_limit} \
+                 (at most {fit}: {RESERVED_FDS} fds are reserved and {OVERFLOW_SLOTS} kept for over-capacity answers)"
+            )),
+            Some(n) => Ok(n),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let config = Config::try_parse_from(["mio-sse"]).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.tick_interval(), Some(Duration::from_secs(3)));
+        assert_eq!(config.static_dir, PathBuf::from("static"));
+        assert_eq!(config.log_level, log::LevelFilter::Info);
+        assert_eq!(config.max_connections(20_000), Ok(20_000 - 96));
+    }
+
+    #[test]
+    fn the_cap_must_fit_the_fd_limit() {
+        let config = Config::try_parse_from(["mio-sse", "--max-connections", "19000"]).unwrap();
+        assert_eq!(config.max_connections(20_000), Ok(19_000));
+        assert!(
+            config
+                .max_connections(1024)
+                .unwrap_err()
+                .contains("at most 928")
+        );
+        let zero = Config::try_parse_from(["mio-sse", "--max-connections", "0"]).unwrap();
+        assert!(zero.max_connections(20_000).is_err());
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        assert!(Config::try_parse_from(["mio-sse", "--listen", "nowhere"]).is_err());
+        assert!(Config::try_parse_from(["mio-sse", "--interval-ms", "-1"]).is_err());
+        assert!(Config::try_parse_from(["mio-sse", "--log-level", "loud"]).is_err());
+        let off = Config::try_parse_from(["mio-sse", "--interval-ms", "0"]).unwrap();
+        assert_eq!(off.tick_interval(), None);
+    }
+}

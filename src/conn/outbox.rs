@@ -1,0 +1,301 @@
+//! The outbox: bytes accepted for one connection but not yet taken by the kernel.
+//!
+//! Rules:
+//! - Nothing is lost, duplicated or reordered: chunks leave in the order they were queued, and a partial
+//!   write keeps its unsent tail (`offset` into the front chunk) for the next writable edge.
+//! - A flush writes until the outbox is empty or the kernel says `WouldBlock`, so after every flush a
+//!   non-empty outbox means "waiting for a writable edge". Nothing else needs to remember writability.
+//! - Every pending chunk goes out in one `writev` (up to [`MAX_IOVECS`] at a time): a stream that fell
+//!   behind catches up in as few syscalls as possible.
+//! - The common case allocates nothing: [`Outbox::write_through`] writes straight from the caller's
+//!   buffer when nothing is pending, and only a tail the kernel did not take is copied. Shared bodies (a
+//!   static file) are queued by reference, never copied per client.
+//! - An empty outbox costs 40 bytes and owns no heap memory.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::rc::Rc;
+
+/// Most chunks handed to one `writev`.
+pub const MAX_IOVECS: usize = 64;
+
+/// A queued piece of output.
+#[derive(Debug)]
+enum Chunk {
+    /// Bytes this connection owns (a response head, the tail of a partial write).
+    Owned(Box<[u8]>),
+    /// Bytes shared with other connections (a static file body).
+    Shared(Rc<[u8]>),
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(bytes) => bytes,
+            Chunk::Shared(bytes) => bytes,
+        }
+    }
+}
+
+/// How a flush ended.
+#[derive(Debug)]
+pub enum Flush {
+    /// Everything queued was written.
+    Done,
+    /// The kernel's send buffer is full; the rest waits for the next writable edge.
+    WouldBlock,
+    /// The write failed: the connection is finished.
+    Failed(io::Error),
+}
+
+/// The queue of unsent output of one connection.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    chunks: VecDeque<Chunk>,
+    /// Bytes of the front chunk already written.
+    offset: usize,
+}
+
+impl Outbox {
+    /// True when nothing waits to be written.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    /// Unsent bytes.
+    pub fn pending_bytes(&self) -> usize {
+        self.chunks.iter().map(|c| c.bytes().len()).sum::<usize>() - self.offset
+    }
+
+    /// Queues bytes this connection owns, without writing.
+    pub fn push_owned(&mut self, bytes: Vec<u8>) {
+        if !bytes.is_empty() {
+            self.chunks
+                .push_back(Chunk::Owned(bytes.into_boxed_slice()));
+        }
+    }
+
+    /// Queues shared bytes by reference, without writing.
+    pub fn push_shared(&mut self, bytes: Rc<[u8]>) {
+        if !bytes.is_empty() {
+            self.chunks.push_back(Chunk::Shared(bytes));
+        }
+    }
+
+    /// Sends `bytes` after whatever is pending. When nothing is pending they are written straight from the
+    /// caller's buffer and only a tail the kernel did not take is copied; otherwise they are queued behind
+    /// the pending bytes, which are waiting for a writable edge.
+    pub fn write_through(&mut self, writer: &mut impl Write, bytes: &[u8]) -> Flush {
+        if !self.is_empty() {
+            self.push_owned(bytes.to_vec());
+            return Flush::WouldBlock;
+        }
+        let mut written = 0;
+        while written < bytes.len() {
+            match writer.write(&bytes[written..]) {
+                Ok(0) => return Flush::Failed(io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.push_owned(bytes[written..].to_vec());
+                    return Flush::WouldBlock;
+                }
+                Err(e) => return Flush::Failed(e),
+            }
+        }
+        Flush::Done
+    }
+
+    /// Writes pending chunks until the outbox is empty or the kernel would block.
+    pub fn flush(&mut self, writer: &mut impl Write) -> Flush {
+        while !self.chunks.is_empty() {
+            let result = {
+                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                let mut count = 0;
+                for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
+                    let skip = if i == 0 { self.offset } else { 0 };
+                    slices[i] = IoSlice::new(&chunk.bytes()[skip..]);
+                    count += 1;
+                }
+                writer.write_vectored(&slices[..count])
+            };
+            match result {
+                Ok(0) => return Flush::Failed(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.consume(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flush::WouldBlock,
+                Err(e) => return Flush::Failed(e),
+            }
+        }
+        Flush::Done
+    }
+
+    /// Drops `n` written bytes from the front.
+    fn consume(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.chunks.front() else {
+                return;
+            };
+            let left = front.bytes().len() - self.offset;
+            if n < left {
+                self.offset += n;
+                return;
+            }
+            n -= left;
+            self.offset = 0;
+            self.chunks.pop_front();
+        }
+        if self.chunks.is_empty() {
+            // Give back the ring's buffer: a stream that caught up should cost nothing.
+            self.chunks = VecDeque::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that takes at most `step` bytes per call and says `WouldBlock` every `block_every` calls,
+    /// like a kernel send buffer that is nearly full.
+    struct Stingy {
+        taken: Vec<u8>,
+        step: usize,
+        calls: usize,
+        block_every: usize,
+    }
+
+    impl Write for Stingy {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.calls.is_multiple_of(self.block_every) {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            if self.calls.is_multiple_of(7) {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let n = buf.len().min(self.step);
+            self.taken.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            // Like writev: fill from several slices up to the step.
+            self.calls += 1;
+            if self.calls.is_multiple_of(self.block_every) {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut n = 0;
+            for buf in bufs {
+                let take = buf.len().min(self.step - n);
+                self.taken.extend_from_slice(&buf[..take]);
+                n += take;
+                if n == self.step {
+                    break;
+                }
+            }
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn partial_writes_lose_nothing_and_keep_order() {
+        for step in 1..9 {
+            for block_every in 2..6 {
+                let mut out = Stingy {
+                    taken: Vec::new(),
+                    step,
+                    calls: 0,
+                    block_every,
+                };
+                let mut outbox = Outbox::default();
+                let mut expected = Vec::new();
+                let shared: Rc<[u8]> = Rc::from(&b"<shared body>"[..]);
+                for i in 0..40 {
+                    let frame = format!("data: frame {i}\n\n");
+                    expected.extend_from_slice(frame.as_bytes());
+                    let _ = outbox.write_through(&mut out, frame.as_bytes());
+                    if i % 5 == 0 {
+                        expected.extend_from_slice(&shared);
+                        outbox.push_shared(Rc::clone(&shared));
+                    }
+                    if i % 3 == 0 {
+                        let _ = outbox.flush(&mut out); // a writable edge now and then
+                    }
+                }
+                let mut edges = 0;
+                while !matches!(outbox.flush(&mut out), Flush::Done) {
+                    edges += 1;
+                    assert!(edges < 10_000, "flush makes progress");
+                }
+                assert!(outbox.is_empty() && outbox.pending_bytes() == 0);
+                assert_eq!(
+                    String::from_utf8_lossy(&out.taken),
+                    String::from_utf8_lossy(&expected),
+                    "step {step}, block every {block_every}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn write_through_queues_behind_pending_bytes() {
+        let mut out = Stingy {
+            taken: Vec::new(),
+            step: 3,
+            calls: 0,
+            block_every: 2,
+        };
+        let mut outbox = Outbox::default();
+        assert!(matches!(
+            outbox.write_through(&mut out, b"abcdef"),
+            Flush::WouldBlock
+        ));
+        assert_eq!(out.taken, b"abc");
+        assert_eq!(outbox.pending_bytes(), 3);
+        // Pending bytes exist, so new bytes must queue behind them and not be written first.
+        assert!(matches!(
+            outbox.write_through(&mut out, b"XYZ"),
+            Flush::WouldBlock
+        ));
+        assert_eq!(out.taken, b"abc", "nothing jumps the queue");
+        assert_eq!(outbox.pending_bytes(), 6);
+        while !matches!(outbox.flush(&mut out), Flush::Done) {}
+        assert_eq!(out.taken, b"abcdefXYZ");
+    }
+
+    #[test]
+    fn a_fast_writer_needs_no_queue() {
+        let mut out = Vec::new();
+        let mut outbox = Outbox::default();
+        assert!(matches!(
+            outbox.write_through(&mut out, b"data: x\n\n"),
+            Flush::Done
+        ));
+        assert!(outbox.is_empty());
+        assert_eq!(out, b"data: x\n\n");
+    }
+
+    #[test]
+    fn a_failed_write_is_reported() {
+        struct Broken;
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut outbox = Outbox::default();
+        assert!(
+            matches!(outbox.write_through(&mut Broken, b"x"), Flush::Failed(e) if e.kind() == io::ErrorKind::BrokenPipe)
+        );
+        outbox.push_owned(b"y".to_vec());
+        assert!(matches!(outbox.flush(&mut Broken), Flush::Failed(_)));
+    }
+}

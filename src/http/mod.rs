@@ -1,0 +1,7 @@
+//! HTTP/1.x on the wire: [`request`] turns bytes into request heads, [`response`] writes answers.
+//!
+//! Both are pure (no sockets): the connection state machine in [`crate::conn`] feeds them bytes and
+//! queues what they write.
+
+pub mod request;
+pub mod response;

@@ -1,0 +1,174 @@
+//! Response heads and canned answers, written into a caller-owned buffer.
+//!
+//! Rules:
+//! - The status line always says `HTTP/1.1` (a server sends its own version, even to HTTP/1.0 clients).
+//! - Every response carries `Date` (RFC 9110 §6.6.1) and says how it is framed: `Content-Length` for
+//!   ordinary responses, and for event streams no length at all, the body ending when the connection
+//!   closes (RFC 9112 §6.3). A close-delimited stream suits HTTP/1.0 and 1.1 clients alike, adds no chunk
+//!   framing to each event, and proxies pass it through unbuffered with `X-Accel-Buffering: no`.
+//! - `Connection` is spelled out whenever the connection's fate differs from the version's default.
+
+use std::io::Write;
+
+/// Whether the connection stays open after this response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// Kept open (HTTP/1.1's default; said explicitly to an HTTP/1.0 client that asked for it).
+    KeepAlive { http10: bool },
+    /// Closed once the response is sent.
+    Close,
+}
+
+/// The reason phrase for the statuses this server sends.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        414 => "URI Too Long",
+        431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+/// Appends the status line and the `Date` header.
+pub fn start(out: &mut Vec<u8>, status: u16, date: &str) {
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {}\r\nDate: {date}\r\n",
+        reason(status)
+    );
+}
+
+/// Appends one header line.
+pub fn header(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `Content-Length`, the `Connection` header if needed, and the blank line that ends the head.
+pub fn finish(out: &mut Vec<u8>, content_length: usize, persistence: Persistence) {
+    let _ = write!(out, "Content-Length: {content_length}\r\n");
+    match persistence {
+        Persistence::KeepAlive { http10: true } => header(out, "Connection", "keep-alive"),
+        Persistence::KeepAlive { http10: false } => {}
+        Persistence::Close => header(out, "Connection", "close"),
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the head of an event stream: status 200, no length, closed by the server when it ends.
+///
+/// `no-cache` stops caches from storing a live stream; `no-transform` and `X-Accel-Buffering: no` stop
+/// compressing or buffering proxies (nginx, CDNs) from holding events back.
+pub fn event_stream_head(out: &mut Vec<u8>, date: &str) {
+    start(out, 200, date);
+    header(out, "Content-Type", "text/event-stream");
+    header(out, "Cache-Control", "no-cache, no-transform");
+    header(out, "X-Accel-Buffering", "no");
+    header(out, "Connection", "close");
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends a complete short plain-text answer, typically an error: `status`, any `extra` headers, and a
+/// one-line body that says what went wrong (omitted, length kept, for `HEAD`).
+pub fn plain(
+    out: &mut Vec<u8>,
+    date: &str,
+    status: u16,
+    message: &str,
+    extra: &[(&str, &str)],
+    head_only: bool,
+    persistence: Persistence,
+) {
+    let body = format!("{status} {}: {message}\n", reason(status));
+    start(out, status, date);
+    header(out, "Content-Type", "text/plain; charset=utf-8");
+    header(out, "Cache-Control", "no-store");
+    for (name, value) in extra {
+        header(out, name, value);
+    }
+    finish(out, body.len(), persistence);
+    if !head_only {
+        out.extend_from_slice(body.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATE: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
+
+    #[test]
+    fn event_stream_head_is_exact() {
+        let mut out = Vec::new();
+        event_stream_head(&mut out, DATE);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Type: text/event-stream\r\n\
+             Cache-Control: no-cache, no-transform\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn plain_answer_with_extra_header_and_close() {
+        let mut out = Vec::new();
+        plain(
+            &mut out,
+            DATE,
+            405,
+            "use GET",
+            &[("Allow", "GET, HEAD")],
+            false,
+            Persistence::Close,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 405 Method Not Allowed\r\nDate: "),
+            "{text}"
+        );
+        assert!(text.contains("\r\nAllow: GET, HEAD\r\n"), "{text}");
+        assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
+        assert!(
+            text.ends_with("\r\n\r\n405 Method Not Allowed: use GET\n"),
+            "{text}"
+        );
+        let body_len = "405 Method Not Allowed: use GET\n".len();
+        assert!(
+            text.contains(&format!("Content-Length: {body_len}\r\n")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn head_only_keeps_the_length_but_drops_the_body() {
+        let mut out = Vec::new();
+        plain(
+            &mut out,
+            DATE,
+            404,
+            "no such file",
+            &[],
+            true,
+            Persistence::KeepAlive { http10: true },
+        );
+        let text = String::from_utf8(out).unwrap();
+        let len = "404 Not Found: no such file\n".len();
+        assert!(
+            text.contains(&format!(
+                "Content-Length: {len}\r\nConnection: keep-alive\r\n\r\n"
+            )),
+            "{text}"
+        );
+        assert!(text.ends_with("\r\n\r\n"), "{text}");
+    }
+}

@@ -1,0 +1,64 @@
+//! mio-sse: a Server-Sent Events server on one single-threaded `mio` event loop.
+//!
+//! `GET /home/events` keeps a `text/event-stream` open and sends the time of day every few seconds to
+//! each client, on that client's own timer; every other path is a static file. No async runtime, no
+//! thread per client: the point is to own the socket handling and to show how it is done.
+//!
+//! # Layout
+//!
+//! | module           | its one job                                                                  |
+//! |------------------|------------------------------------------------------------------------------|
+//! | [`config`]       | flags, defaults, validation (`--help` comes from here)                       |
+//! | [`server`]       | the event loop: `Poll`, listener, slab, tokens, accept, timers; the loop's rules |
+//! | [`conn`]         | one connection's state machine; [`conn::outbox`] its unsent output           |
+//! | [`http`]         | HTTP/1.x: incremental request parsing, response heads, canned answers        |
+//! | [`routes`]       | the table of endpoints: request in, what to answer out                       |
+//! | [`sse`]          | SSE frame encoding (pure)                                                    |
+//! | [`timer`]        | the timer queue (pure: time is passed in)                                    |
+//! | [`static_files`] | files loaded into memory at start; path normalization                       |
+//! | [`clock`]        | time-of-day and HTTP-date formatting                                         |
+//! | [`jitter`]       | a small random source to spread reconnects                                   |
+//! | [`metrics`]      | counters and close reasons                                                   |
+//!
+//! Read [`server`] first: its header states the rules every other module keeps.
+
+#![deny(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+pub mod conn;
+pub mod http;
+pub mod jitter;
+pub mod metrics;
+pub mod routes;
+pub mod server;
+pub mod sse;
+pub mod static_files;
+pub mod timer;
+
+use std::io;
+
+pub use config::Config;
+pub use server::Server;
+
+/// Raises the open-file limit as far as allowed, binds, and runs the server until polling fails.
+pub fn run(config: Config) -> io::Result<()> {
+    let fd_limit = raise_fd_limit();
+    let max_connections = config
+        .max_connections(fd_limit)
+        .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
+    let mut server = Server::bind(config, max_connections)?;
+    server.run()
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit (each stream is one fd) and returns the result.
+fn raise_fd_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap_or((1024, 1024));
+            log::warn!("cannot raise the open-file limit: {e}; staying at {soft}");
+            soft
+        }
+    }
+}

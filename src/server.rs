@@ -1,0 +1,389 @@
+//! The event loop: one thread, one `mio::Poll`, one listener, a slab of connections, one timer queue.
+//!
+//! # The loop's rules
+//!
+//! These are the rules every line of this server keeps; they follow from how `mio::Poll` (epoll, in
+//! edge-triggered mode) reports readiness, as its documentation describes.
+//!
+//! 1. **Nothing blocks.** No sleep, no blocking syscall, no disk access (static files are in memory), no
+//!    loop without a bound. The only wait is `Poll::poll`, and its timeout is the earliest deadline in
+//!    the timer queue: that is how ticks happen without a thread or a sleep per client.
+//! 2. **Readiness is edge-triggered.** An event says "something changed", once. A reader must drain the
+//!    socket until `WouldBlock` and a writer must write until `WouldBlock` or nothing is left, or the
+//!    event never comes again and the connection stalls silently.
+//! 3. **Events are hints.** `read() == 0` (EOF) and the errors of `read`/`write` are the truth; mio may
+//!    also deliver spurious events, which cost one `WouldBlock` each and nothing else.
+//! 4. **Bytes produced outside a writable event are written at once** (a tick, a response): the writable
+//!    edge for an empty send buffer came long ago and will not come again.
+//! 5. **A partial write keeps its tail** and resumes on the next writable edge (see `conn::outbox`).
+//! 6. **A token may outlive its connection.** mio only promises that a deregistered token is absent from
+//!    *future* polls; an event already in this batch, or a timer, may name a connection that closed. Each
+//!    token and timer key carries the slot's generation ([`ConnKey`]), and one that does not match the
+//!    slot's current owner is dropped. New connections are accepted after the batch's events, so a slot
+//!    freed in this batch is not reused while the batch may still name it.
+//! 7. **Bounded work per connection per turn** ([`crate::conn::MAX_READS_PER_TURN`], [`ACCEPTS_PER_TURN`]),
+//!    so one client cannot starve 19,999 others. Work cut short by a bound is remembered (`again`) and
+//!    the next poll does not wait.
+//!
+//! # One turn
+//!
+//! ```text
+//! poll(timeout = earliest deadline, or 0 if work is left over)
+//!   ├─ connection events: record readiness, drive the connection (write, read, answer)
+//!   ├─ listener event: remember it is ready
+//!   ├─ accept (bounded), register each new connection for READABLE | WRITABLE once
+//!   ├─ fire due timers: ticks, request/idle/linger timeouts
+//!   └─ drive the connections left over from the last turn's bounds
+//! ```
+//!
+//! After any handler, [`Server::settle`] applies its [`Next`]: close the connection, or move its timer to
+//! the deadline its state now wants, and queue it for another turn if a bound stopped it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::config::{Config, OVERFLOW_SLOTS};
+use crate::conn::{ConnKey, Connection, Next, Shared};
+use crate::metrics::{CloseReason, Counters};
+use crate::static_files::StaticFiles;
+use crate::timer::TimerQueue;
+
+/// The listener's token; connection tokens pack a slot below 2³² and never reach it.
+const LISTENER: Token = Token(usize::MAX);
+/// Connections accepted per turn at most: a connect storm must not delay the ticks of open streams.
+pub const ACCEPTS_PER_TURN: usize = 256;
+/// How long accepting pauses when the process is out of file descriptors (EMFILE/ENFILE): retrying at
+/// once would spin the loop at 100% CPU, since the pending connection stays in the backlog.
+pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// Listen backlog: connections the kernel completes for us between two accept rounds.
+pub const BACKLOG: i32 = 4096;
+/// Readiness events taken per poll.
+const EVENTS_CAPACITY: usize = 1024;
+
+/// The server: everything the loop owns.
+pub struct Server {
+    poll: Poll,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    conns: Slab<Connection>,
+    timers: TimerQueue<ConnKey>,
+    shared: Shared,
+    max_connections: usize,
+    /// Connections within the cap (the rest of `conns` were accepted past it).
+    admitted: usize,
+    next_generation: u32,
+    /// The listener had a readiness event that was not drained yet.
+    listener_ready: bool,
+    /// Accepting is paused until then, after the process ran out of fds.
+    accept_paused_until: Option<Instant>,
+    /// Connections to drive again next turn (a per-turn bound stopped them).
+    again: Vec<ConnKey>,
+    /// Whether the last accept round logged that even the overflow slots were full (log once an episode).
+    refusing: bool,
+}
+
+impl Server {
+    /// Binds the listener and loads the static files; the loop starts with [`Server::run`].
+    pub fn bind(config: Config, max_connections: usize) -> io::Result<Server> {
+        let files = match StaticFiles::load(&config.static_dir) {
+            Ok(files) => {
+                log::info!(
+                    "serving {} static files ({} bytes) from {}",
+                    files.len(),
+                    files.total_bytes(),
+                    config.static_dir.display()
+                );
+                files
+            }
+            Err(e) => {
+                log::warn!(
+                    "cannot read static dir {}: {e}; serving the built-in demo page",
+                    config.static_dir.display()
+                );
+                StaticFiles::builtin()
+            }
+        };
+        let listener = TcpListener::from_std(bind_listener(config.listen)?);
+        let local_addr = listener.local_addr()?;
+        let poll = Poll::new()?;
+        let mut server = Server {
+            poll,
+            listener,
+            local_addr,
+            conns: Slab::with_capacity(1024),
+            timers: TimerQueue::default(),
+            shared: Shared::new(config, files),
+            max_connections,
+            admitted: 0,
+            next_generation: 1,
+            listener_ready: false,
+            accept_paused_until: None,
+            again: Vec::new(),
+            refusing: false,
+        };
+        server
+            .poll
+            .registry()
+            .register(&mut server.listener, LISTENER, Interest::READABLE)?;
+        Ok(server)
+    }
+
+    /// The address actually bound (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
+    /// Runs the loop. Returns only if polling itself fails.
+    pub fn run(&mut self) -> io::Result<()> {
+        let interval = match self.shared.config.tick_interval() {
+            Some(interval) => format!("a tick every {} ms", interval.as_millis()),
+            None => "ticks off".into(),
+        };
+        log::info!(
+            "listening on http://{} (up to {} connections, {interval})",
+            self.local_addr,
+            self.max_connections
+        );
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        loop {
+            let timeout = self.poll_timeout(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue; // a signal arrived; nothing is lost, poll again
+                }
+                return Err(e);
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                if event.token() == LISTENER {
+                    self.listener_ready = true;
+                    continue;
+                }
+                let key = ConnKey::from_token(event.token());
+                let Some(conn) = live(&mut self.conns, key) else {
+                    continue; // closed earlier in this batch (rule 6)
+                };
+                conn.on_readiness(event);
+                let next = conn.drive(&mut self.shared, now);
+                self.settle(key, next);
+            }
+            self.accept_pending(now);
+            self.fire_timers(now);
+            self.drive_leftovers(now);
+        }
+    }
+
+    /// How long `poll` may wait: not at all if work is left over, else until the earliest deadline.
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        let accept_ready = self.listener_ready && self.accept_paused_until.is_none();
+        if accept_ready || !self.again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let next = [self.timers.next_deadline(), self.accept_paused_until]
+            .into_iter()
+            .flatten()
+            .min();
+        next.map(|deadline| deadline.saturating_duration_since(now))
+    }
+
+    /// Applies a handler's outcome: close, or re-arm the timer (and queue for next turn if asked).
+    fn settle(&mut self, key: ConnKey, next: Next) {
+        if let Next::Close(reason) = next {
+            self.close(key, reason);
+            return;
+        }
+        let Some(conn) = live(&mut self.conns, key) else {
+            return;
+        };
+        let wanted = conn.deadline();
+        let armed = conn.armed_timer;
+        conn.armed_timer = wanted;
+        self.timers.reschedule(key, armed, wanted);
+        if next == Next::Again {
+            self.again.push(key);
+        }
+    }
+
+    /// Accepts waiting connections, at most [`ACCEPTS_PER_TURN`] this turn.
+    fn accept_pending(&mut self, now: Instant) {
+        if let Some(until) = self.accept_paused_until {
+            if now < until {
+                return;
+            }
+            self.accept_paused_until = None;
+            self.listener_ready = true; // retry: the backlog may still hold connections
+            log::info!("accepting again");
+        }
+        if !self.listener_ready {
+            return;
+        }
+        for _ in 0..ACCEPTS_PER_TURN {
+            match self.listener.accept() {
+                Ok((socket, peer)) => self.admit(socket, peer, now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.listener_ready = false;
+                    return;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) if is_out_of_fds(&e) => {
+                    log::warn!("accept: {e}; pausing accepts for {ACCEPT_PAUSE:?}");
+                    self.accept_paused_until = Some(now + ACCEPT_PAUSE);
+                    return;
+                }
+                Err(e) => {
+                    log::error!("accept: {e}");
+                    self.accept_paused_until = Some(now + ACCEPT_PAUSE);
+                    return;
+                }
+            }
+        }
+        // Bound reached with connections possibly still waiting: `listener_ready` stays set, and the next
+        // poll does not wait.
+    }
+
+    /// Takes a new connection into the slab, within the cap or in an overflow slot, or closes it at once.
+    fn admit(&mut self, socket: TcpStream, peer: SocketAddr, now: Instant) {
+        self.shared.counters.accepted += 1;
+        let overflow = self.conns.len() - self.admitted;
+        let over_capacity = self.admitted >= self.max_connections;
+        if over_capacity && overflow >= OVERFLOW_SLOTS {
+            self.shared.counters.refused_at_accept += 1;
+            if !self.refusing {
+                log::warn!(
+                    "at {} connections and {OVERFLOW_SLOTS} overflow slots busy: closing new connections",
+                    self.admitted
+                );
+                self.refusing = true;
+            }
+            return; // dropping the socket closes it
+        }
+        self.refusing = false;
+        // Ticks are small writes: without TCP_NODELAY, Nagle's algorithm would hold one back until the
+        // previous one is acknowledged (40 ms or more with delayed ACKs).
+        if let Err(e) = socket.set_nodelay(true) {
+            log::debug!("{peer}: set_nodelay: {e}");
+        }
+        let entry = self.conns.vacant_entry();
+        let key = ConnKey {
+            slot: entry.key() as u32,
+            generation: self.next_generation,
+        };
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let mut conn = Connection::new(socket, peer, key, over_capacity, &self.shared.config, now);
+        // READABLE | WRITABLE once, for the connection's whole life: no re-registration per write.
+        if let Err(e) = self.poll.registry().register(
+            conn.socket_mut(),
+            key.token(),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::error!("{peer}: register: {e}");
+            return;
+        }
+        entry.insert(conn);
+        if !over_capacity {
+            self.admitted += 1;
+        }
+        log::debug!("{peer}: accepted ({} connections)", self.conns.len());
+        self.settle(key, Next::Wait); // arm the first-request deadline
+    }
+
+    /// Fires every timer due at `now`: at most one pass over the queue, so a handler that re-arms for a
+    /// deadline already past cannot keep this loop going.
+    fn fire_timers(&mut self, now: Instant) {
+        for _ in 0..self.timers.len() {
+            let Some((deadline, key)) = self.timers.pop_expired(now) else {
+                break;
+            };
+            let Some(conn) = live(&mut self.conns, key) else {
+                log::error!("a timer fired for a connection that is gone ({key:?}); ignored");
+                continue;
+            };
+            if conn.armed_timer != Some(deadline) {
+                continue; // a stale entry: the timer was moved
+            }
+            conn.armed_timer = None; // popped
+            let next = conn.on_deadline(&mut self.shared, now);
+            self.settle(key, next);
+        }
+    }
+
+    /// Drives the connections that a per-turn bound stopped last turn.
+    fn drive_leftovers(&mut self, now: Instant) {
+        for key in std::mem::take(&mut self.again) {
+            let Some(conn) = live(&mut self.conns, key) else {
+                continue;
+            };
+            let next = conn.drive(&mut self.shared, now);
+            self.settle(key, next);
+        }
+    }
+
+    /// Closes a connection: disarm its timer, deregister, free its slot, log how it ended.
+    fn close(&mut self, key: ConnKey, reason: CloseReason) {
+        if live(&mut self.conns, key).is_none() {
+            return;
+        }
+        let mut conn = self.conns.remove(key.slot as usize);
+        if let Some(deadline) = conn.armed_timer {
+            self.timers.cancel(deadline, key);
+        }
+        if let Err(e) = self.poll.registry().deregister(conn.socket_mut()) {
+            log::debug!("{}: deregister: {e}", conn.peer);
+        }
+        if !conn.is_over_capacity() {
+            self.admitted -= 1;
+        }
+        if let Some(stream) = conn.stream() {
+            self.shared.counters.streams_closed += 1;
+            log::info!(
+                "stream from {} closed after {:.3} s, {} events sent, {} skipped ({reason}; {} open)",
+                conn.peer,
+                stream.opened.elapsed().as_secs_f64(),
+                stream.events,
+                stream.skipped,
+                self.shared.open_streams()
+            );
+        } else {
+            log::debug!("{}: closed ({reason})", conn.peer);
+        }
+        // Dropping `conn` closes the socket.
+    }
+}
+
+/// The connection `key` names, if it is still the slot's owner (rule 6).
+fn live(conns: &mut Slab<Connection>, key: ConnKey) -> Option<&mut Connection> {
+    conns
+        .get_mut(key.slot as usize)
+        .filter(|conn| conn.key == key)
+}
+
+/// A listening socket with our backlog, `SO_REUSEADDR` (restart on the same port while old connections
+/// sit in TIME_WAIT) and non-blocking mode.
+fn bind_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// EMFILE (process) or ENFILE (system): no file descriptor to accept into.
+fn is_out_of_fds(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(code) if code == 24 || code == 23)
+}

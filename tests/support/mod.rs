@@ -1,0 +1,251 @@
+//! Test helpers shared by the integration tests: start the real `mio-sse` binary on a free port, watch its
+//! log, and talk to it over real sockets.
+//!
+//! Rules the helpers keep (so that tests stay honest on a shared, noisy machine):
+//! - never one bare `read()` and never a bare `sleep`: read until a condition holds or a deadline passes;
+//! - every wait has a deadline, and a failed wait says what it was waiting for and shows the server's log.
+#![allow(dead_code)] // each test binary uses a different subset of these helpers
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long any single wait in a test may take before it fails. Generous: CI machines are shared.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A running `mio-sse` process, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Log>,
+}
+
+#[derive(Default)]
+struct Log {
+    lines: Mutex<Vec<String>>,
+    grew: Condvar,
+}
+
+impl Server {
+    /// Starts the server binary with `args`, on a free loopback port unless `args` has `--listen`, and
+    /// waits for its "listening on" line.
+    pub fn start(args: &[&str]) -> Server {
+        Self::start_in(args, None)
+    }
+
+    /// Like [`Server::start`], with the process's working directory set to `dir`.
+    pub fn start_in(args: &[&str], dir: Option<&std::path::Path>) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mio-sse"));
+        if !args.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        if !args.contains(&"--static-dir") && dir.is_none() {
+            cmd.args([
+                "--static-dir",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/static"),
+            ]);
+        }
+        if let Some(dir) = dir {
+            cmd.current_dir(dir);
+        }
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start the mio-sse binary");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Log::default());
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if std::env::var_os("MIO_SSE_TEST_ECHO").is_some() {
+                    eprintln!("server| {line}");
+                }
+                sink.lines.lock().unwrap().push(line);
+                sink.grew.notify_all();
+            }
+        });
+        let mut server = Server {
+            child,
+            addr: "0.0.0.0:0".parse().unwrap(),
+            log,
+        };
+        let line = server.wait_for_log("listening on http://");
+        let addr = line
+            .rsplit("http://")
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        server.addr = addr
+            .trim_end_matches('/')
+            .parse()
+            .expect("address in the listening line");
+        server
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every log line so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lines.lock().unwrap().clone()
+    }
+
+    /// Waits until a log line contains `needle` and returns the first such line.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        self.wait_for_log_matching(needle, |line| line.contains(needle))
+    }
+
+    /// Waits until a log line satisfies `pred`; `what` names the wait in the failure message.
+    pub fn wait_for_log_matching(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        let mut lines = self.log.lines.lock().unwrap();
+        loop {
+            if let Some(line) = lines.iter().find(|l| pred(l)) {
+                return line.clone();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                panic!(
+                    "no log line {what:?} within {PATIENCE:?}; log:\n{}",
+                    lines.join("\n")
+                );
+            }
+            lines = self.log.grew.wait_timeout(lines, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Opens a TCP connection with a read timeout of [`PATIENCE`].
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).expect("connect to the server");
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream
+    }
+
+    /// Opens a connection and sends `GET /home/events`.
+    pub fn open_stream(&self) -> TcpStream {
+        let mut stream = self.connect();
+        stream
+            .write_all(
+                b"GET /home/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n",
+            )
+            .unwrap();
+        stream
+    }
+
+    /// Resident memory of the server process in bytes (from /proc).
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS in /proc/PID/status");
+        kb * 1024
+    }
+
+    /// Number of open file descriptors of the server process.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads from `stream` until `done(bytes so far)` is true, the peer closes, or [`PATIENCE`] passes.
+/// Returns every byte read.
+pub fn read_until(stream: &mut TcpStream, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let deadline = Instant::now() + PATIENCE;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    while !done(&got) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "timed out; read so far: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!(
+                "read failed: {e}; read so far: {:?}",
+                String::from_utf8_lossy(&got)
+            ),
+        }
+    }
+    got
+}
+
+/// Reads until the peer closes the connection; returns every byte.
+pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    read_until(stream, |_| false)
+}
+
+/// True once `bytes` holds a complete HTTP response head (through the blank line).
+pub fn has_head(bytes: &[u8]) -> bool {
+    find(bytes, b"\r\n\r\n").is_some()
+}
+
+/// Position of `needle` in `haystack`.
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Number of complete SSE frames (ending in a blank line, LF line ends) after the response head.
+pub fn count_frames(bytes: &[u8]) -> usize {
+    match find(bytes, b"\r\n\r\n") {
+        Some(end) => bytes[end + 4..].windows(2).filter(|w| w == b"\n\n").count(),
+        None => 0,
+    }
+}
+
+/// Splits a response into (head, body) at the blank line.
+pub fn split_head(bytes: &[u8]) -> (String, Vec<u8>) {
+    let end = find(bytes, b"\r\n\r\n").expect("a complete response head");
+    (
+        String::from_utf8_lossy(&bytes[..end + 4]).into_owned(),
+        bytes[end + 4..].to_vec(),
+    )
+}
+
+/// Sends one raw request on a fresh connection and reads the whole answer (the server closes after it,
+/// or the request asks it to with `Connection: close`).
+pub fn exchange(server: &Server, raw: &[u8]) -> Vec<u8> {
+    let mut stream = server.connect();
+    stream.write_all(raw).unwrap();
+    read_to_close(&mut stream)
+}
+
+/// True if `frame` is exactly a tick: `data: HH:MM:SS.mmm` and a blank line.
+pub fn is_tick(frame: &str) -> bool {
+    let Some(time) = frame
+        .strip_prefix("data: ")
+        .and_then(|f| f.strip_suffix("\n\n"))
+    else {
+        return false;
+    };
+    let b = time.as_bytes();
+    b.len() == 12
+        && b.iter().enumerate().all(|(i, c)| match i {
+            2 | 5 => *c == b':',
+            8 => *c == b'.',
+            _ => c.is_ascii_digit(),
+        })
+}
