@@ -54,6 +54,12 @@ pub struct Config {
     #[arg(long, default_value_t = 15_000)]
     pub keepalive_timeout_ms: u64,
 
+    /// SO_SNDBUF for each connection, in bytes [default: the kernel's autotuning]. A small value caps the
+    /// kernel memory a stream that stops reading can hold (the kernel doubles it for bookkeeping), and
+    /// makes such a stream reach backpressure sooner.
+    #[arg(long)]
+    pub send_buffer_bytes: Option<usize>,
+
     /// Log level: error, warn, info, debug or trace. Per-event lines are debug, so info stays quiet with
     /// many thousands of clients.
     #[arg(long, default_value = "info")]

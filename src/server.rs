@@ -277,6 +277,11 @@ impl Server {
         if let Err(e) = socket.set_nodelay(true) {
             log::debug!("{peer}: set_nodelay: {e}");
         }
+        if let Some(bytes) = self.shared.config.send_buffer_bytes
+            && let Err(e) = socket2::SockRef::from(&socket).set_send_buffer_size(bytes)
+        {
+            log::debug!("{peer}: set SO_SNDBUF: {e}");
+        }
         let entry = self.conns.vacant_entry();
         let key = ConnKey {
             slot: entry.key() as u32,

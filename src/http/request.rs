@@ -135,7 +135,7 @@ pub fn parse(buf: &[u8], scanned: usize, limits: Limits) -> Result<Parse, Reques
         Err(e) => return Err(map_httparse_error(e)),
     };
     if head_len > limits.max_head_bytes {
-        return Err(RequestError::HeadTooLarge);
+        return Err(too_large(buf, limits));
     }
     let request = interpret(&req)?;
     Ok(Parse::Complete { request, head_len })
@@ -145,10 +145,17 @@ pub fn parse(buf: &[u8], scanned: usize, limits: Limits) -> Result<Parse, Reques
 fn check_partial_size(buf: &[u8], limits: Limits) -> Result<Parse, RequestError> {
     if buf.len() <= limits.max_head_bytes {
         Ok(Parse::Partial)
-    } else if !buf[..limits.max_head_bytes].contains(&b'\n') {
-        Err(RequestError::UriTooLong)
     } else {
-        Err(RequestError::HeadTooLarge)
+        Err(too_large(buf, limits))
+    }
+}
+
+/// Which limit a head over `max_head_bytes` broke: the request line alone (414), or the head (431).
+fn too_large(buf: &[u8], limits: Limits) -> RequestError {
+    if buf[..limits.max_head_bytes.min(buf.len())].contains(&b'\n') {
+        RequestError::HeadTooLarge
+    } else {
+        RequestError::UriTooLong
     }
 }
 
@@ -408,6 +415,12 @@ mod tests {
     fn size_limits_give_414_and_431() {
         let long_line = format!("GET /{} HTTP/1.1\r\n", "a".repeat(9000));
         assert_eq!(error(long_line.as_bytes()), RequestError::UriTooLong);
+        let whole = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000));
+        assert_eq!(
+            error(whole.as_bytes()),
+            RequestError::UriTooLong,
+            "complete, but its line is too long"
+        );
         let long_head = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n", "a".repeat(9000));
         assert_eq!(error(long_head.as_bytes()), RequestError::HeadTooLarge);
         let mut many = String::from("GET / HTTP/1.1\r\nHost: x\r\n");

@@ -1,0 +1,246 @@
+//! Event streams over real sockets: the exact head and frames, timing by order and count, hangups,
+//! slow readers, many streams at once, and curl as a client.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use support::{Server, count_frames, has_head, is_tick, read_until, split_head};
+
+/// The frames after the head, each with its blank line.
+fn frames(body: &[u8]) -> Vec<String> {
+    let text = String::from_utf8(body.to_vec()).expect("frames are UTF-8");
+    text.split_inclusive("\n\n").map(str::to_owned).collect()
+}
+
+/// Milliseconds of the UTC day in a tick's `HH:MM:SS.mmm`.
+fn tick_ms(frame: &str) -> u64 {
+    let t = &frame["data: ".len().."data: ".len() + 12];
+    let n = |r: std::ops::Range<usize>| t[r].parse::<u64>().unwrap();
+    ((n(0..2) * 60 + n(3..5)) * 60 + n(6..8)) * 1000 + n(9..12)
+}
+
+fn now_ms_of_day() -> u64 {
+    (SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        % 86_400_000) as u64
+}
+
+/// Reads a stream until `n` frames have arrived after the head; returns them.
+fn read_frames(stream: &mut TcpStream, n: usize) -> Vec<String> {
+    let got = read_until(stream, |b| count_frames(b) >= n);
+    let (_, body) = split_head(&got);
+    frames(&body)
+}
+
+#[test]
+fn stream_head_and_first_tick_are_exact() {
+    let server = Server::start(&[]);
+    let mut stream = server.open_stream();
+    let got = read_until(&mut stream, |b| count_frames(b) >= 1);
+    let (head, body) = split_head(&got);
+    let lines: Vec<&str> = head.split("\r\n").collect();
+    assert_eq!(lines[0], "HTTP/1.1 200 OK");
+    assert!(
+        lines[1].starts_with("Date: ") && lines[1].ends_with(" GMT"),
+        "{head}"
+    );
+    assert_eq!(
+        &lines[2..],
+        [
+            "Content-Type: text/event-stream",
+            "Cache-Control: no-cache, no-transform",
+            "X-Accel-Buffering: no",
+            "Connection: close",
+            "",
+            ""
+        ],
+        "{head}"
+    );
+    let frames = frames(&body);
+    assert_eq!(frames.len(), 1, "exactly one frame at once: {frames:?}");
+    assert!(is_tick(&frames[0]), "{:?}", frames[0]);
+    // The time is the server's time of day now (UTC), within a few seconds either way of midnight.
+    let skew = tick_ms(&frames[0]).abs_diff(now_ms_of_day());
+    assert!(
+        skew < 5_000 || skew > 86_395_000,
+        "tick {:?} is not the time now",
+        frames[0]
+    );
+}
+
+#[test]
+fn ticks_arrive_in_order_and_never_early() {
+    let server = Server::start(&["--interval-ms", "100"]);
+    let started = Instant::now();
+    let mut stream = server.open_stream();
+    let frames = read_frames(&mut stream, 6);
+    let elapsed = started.elapsed();
+    assert!(frames.len() >= 6);
+    assert!(frames.iter().all(|f| is_tick(f)), "{frames:?}");
+    // One tick at once, then one per interval: six ticks cannot arrive before five intervals passed.
+    assert!(
+        elapsed >= Duration::from_millis(500),
+        "6 ticks in {elapsed:?}"
+    );
+    let times: Vec<u64> = frames.iter().map(|f| tick_ms(f)).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1] || w[0] > 86_000_000),
+        "in order: {times:?}"
+    );
+}
+
+#[test]
+fn a_client_that_hangs_up_without_sending_is_reaped() {
+    // Ticks an hour apart: no write will ever fail for it, so only reading EOF can notice it left.
+    let server = Server::start(&["--interval-ms", "3600000"]);
+    let mut stream = server.open_stream();
+    read_until(&mut stream, |b| count_frames(b) >= 1);
+    let me = stream.local_addr().unwrap();
+    server.wait_for_log(&format!("stream from {me} opened"));
+    drop(stream);
+    let line = server.wait_for_log(&format!("stream from {me} closed"));
+    assert!(
+        line.contains("1 events sent") && line.contains("(peer closed;"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_client_that_resets_is_reaped() {
+    let server = Server::start(&["--interval-ms", "3600000"]);
+    let stream = server.open_stream();
+    let mut reader = stream.try_clone().unwrap();
+    read_until(&mut reader, |b| count_frames(b) >= 1);
+    let me = stream.local_addr().unwrap();
+    // SO_LINGER 0: close sends RST instead of FIN.
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(stream);
+    drop(reader);
+    let line = server.wait_for_log(&format!("stream from {me} closed"));
+    assert!(
+        line.contains("(peer reset;") || line.contains("(peer closed;"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_slow_reader_gets_whole_frames_in_order_and_skipped_ticks_are_counted() {
+    // A tick every millisecond into a client with a tiny receive buffer that does not read: the kernel
+    // buffers fill, writes stop short or would block, and ticks must be skipped, not piled up.
+    let server = Server::start(&[
+        "--interval-ms",
+        "1",
+        "--send-buffer-bytes",
+        "4096",
+        "--log-level",
+        "debug",
+    ]);
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream
+        .write_all(b"GET /home/events HTTP/1.1\r\nHost: test\r\n\r\n")
+        .unwrap();
+    let me = stream.local_addr().unwrap();
+    // Not reading until the server says it had to skip a tick for us because bytes were still unsent.
+    server.wait_for_log(&format!("{me}: tick skipped"));
+    let started = Instant::now();
+    let got = read_until(&mut stream, |b| count_frames(b) >= 3000);
+    let (head, body) = split_head(&got);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"));
+    let frames = frames(&body);
+    let whole = frames.len() - usize::from(!frames.last().unwrap().ends_with("\n\n"));
+    for frame in &frames[..whole] {
+        assert!(is_tick(frame), "a torn or interleaved frame: {frame:?}");
+    }
+    let times: Vec<u64> = frames[..whole].iter().map(|f| tick_ms(f)).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1] || w[0] > 86_000_000),
+        "frames out of order"
+    );
+    drop(stream);
+    let line = server.wait_for_log(&format!("stream from {me} closed"));
+    let skipped: u64 = line
+        .split(" skipped")
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        skipped > 0,
+        "ticks were skipped while the client did not read: {line}"
+    );
+    eprintln!(
+        "read {} frames in {:?} after the stall; {line}",
+        frames.len(),
+        started.elapsed()
+    );
+}
+
+#[test]
+fn two_thousand_concurrent_streams_each_get_their_ticks() {
+    const STREAMS: usize = 2000;
+    let server = Server::start(&["--interval-ms", "500"]);
+    let mut streams: Vec<TcpStream> = (0..STREAMS).map(|_| server.open_stream()).collect();
+    for stream in &mut streams {
+        let got = read_until(stream, |b| count_frames(b) >= 1);
+        assert!(has_head(&got));
+    }
+    server.wait_for_log(&format!("({STREAMS} open)"));
+    // Every stream gets its next tick too: the loop serves all of them, not just the first few.
+    for stream in &mut streams {
+        let got = read_until(stream, |b| b.ends_with(b"\n\n"));
+        let text = String::from_utf8(got).unwrap();
+        assert!(text.split_inclusive("\n\n").all(is_tick), "{text:?}");
+    }
+    drop(streams);
+    server.wait_for_log("(peer closed; 0 open)");
+}
+
+#[test]
+fn curl_receives_ticks() {
+    let server = Server::start(&["--interval-ms", "100"]);
+    let mut curl = std::process::Command::new("curl")
+        .args(["--silent", "--no-buffer", "--max-time", "20"])
+        .arg(format!("http://{}/home/events", server.addr))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("curl is installed");
+    let lines: Vec<String> = BufReader::new(curl.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| !l.is_empty())
+        .take(3)
+        .collect();
+    let _ = curl.kill();
+    let _ = curl.wait();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines.iter().all(|l| is_tick(&format!("{l}\n\n"))),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn with_ticks_off_a_stream_gets_one_event_and_stays_open() {
+    let server = Server::start(&["--interval-ms", "0"]);
+    let mut stream = server.open_stream();
+    let frames = read_frames(&mut stream, 1);
+    assert_eq!(frames.len(), 1);
+    assert!(server.log_lines().iter().any(|l| l.contains("ticks off")));
+    let me = stream.local_addr().unwrap();
+    drop(stream);
+    let line = server.wait_for_log(&format!("stream from {me} closed"));
+    assert!(line.contains("1 events sent"), "{line}");
+}
