@@ -36,7 +36,7 @@
 //!   └─ drive the connections left over from the last turn's bounds
 //! ```
 //!
-//! After any handler, [`Server::settle`] applies its [`Next`]: close the connection, or move its timer to
+//! After any handler, `Server::settle` applies its [`Next`]: close the connection, or move its timer to
 //! the deadline its state now wants, and queue it for another turn if a bound stopped it.
 
 use std::io;

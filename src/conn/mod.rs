@@ -13,7 +13,7 @@
 //! ```
 //!
 //! - `ReadingRequest`: bytes are read into the server's shared scratch buffer and only an unfinished
-//!   head is kept here ([`Connection::inbuf`], empty and unallocated between requests). Complete heads
+//!   head is kept here (`inbuf`, empty and unallocated between requests). Complete heads
 //!   are answered in order, pipelined or not. The state's deadline is the request timeout while a head
 //!   is arriving and the keep-alive timeout between requests.
 //! - `Streaming`: the connection is an event stream. It keeps read interest only to notice the peer

@@ -1,0 +1,210 @@
+//! Measures what an open event stream costs the server: resident memory (user space) and kernel socket
+//! memory per stream, with N streams held open, and checks that every one of them keeps ticking.
+//!
+//! ```text
+//! cargo run --release --example memory_per_stream -- [STREAMS] [INTERVAL_MS]
+//! ```
+//!
+//! It builds and starts the release `mio-sse` binary on a free loopback port, reads its RSS with no
+//! stream open, opens STREAMS streams (default 19,000: one process may hold 20,000 fds here, and this
+//! client holds one per stream too), reads each one's first tick, reads RSS and the kernel's TCP memory
+//! again, then waits for the next tick on every stream. Figures go to stdout.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let streams: usize = args
+        .next()
+        .map_or(19_000, |a| a.parse().expect("STREAMS is a number"));
+    let interval_ms: u64 = args
+        .next()
+        .map_or(1_000, |a| a.parse().expect("INTERVAL_MS is a number"));
+    raise_fd_limit();
+
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "--bin", "mio-sse"])
+        .status();
+    assert!(
+        built.is_ok_and(|s| s.success()),
+        "cargo build --release --bin mio-sse failed"
+    );
+    let exe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/mio-sse");
+    let mut server = Command::new(exe)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--interval-ms",
+            &interval_ms.to_string(),
+            "--log-level",
+            "warn",
+        ])
+        .args([
+            "--static-dir",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/static"),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mio-sse");
+    // With --log-level warn the listening line is not printed: find the port from /proc instead.
+    let pid = server.id();
+    let addr = wait_for_listen_port(pid);
+    let stderr = server.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("server| {line}");
+        }
+    });
+
+    let idle_rss = rss_bytes(pid);
+    let idle_kernel = kernel_tcp_bytes();
+    let started = Instant::now();
+    let mut conns = Vec::with_capacity(streams);
+    for i in 0..streams {
+        let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect #{i}: {e}"));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+            .write_all(b"GET /home/events HTTP/1.1\r\nHost: bench\r\n\r\n")
+            .unwrap();
+        conns.push(stream);
+    }
+    let mut failures = 0;
+    for stream in &mut conns {
+        if !read_frames(stream, 1, true) {
+            failures += 1;
+        }
+    }
+    let open_time = started.elapsed();
+    // Let the allocator and kernel settle, then sample.
+    std::thread::sleep(Duration::from_millis(500));
+    let full_rss = rss_bytes(pid);
+    let full_kernel = kernel_tcp_bytes();
+
+    // Every stream must keep ticking: the next tick within two intervals.
+    let tick_started = Instant::now();
+    let mut silent = 0;
+    for stream in &mut conns {
+        if !read_frames(stream, 1, false) {
+            silent += 1;
+        }
+    }
+    let per_stream = (full_rss.saturating_sub(idle_rss)) as f64 / streams as f64;
+    let kernel_per_stream = (full_kernel.saturating_sub(idle_kernel)) as f64 / streams as f64;
+    println!(
+        "streams opened:               {streams} in {:.2} s ({failures} failed)",
+        open_time.as_secs_f64()
+    );
+    println!("server RSS, idle:             {} KiB", idle_rss / 1024);
+    println!("server RSS, {streams} streams:   {} KiB", full_rss / 1024);
+    println!("server user memory / stream:  {per_stream:.0} bytes");
+    println!(
+        "  of which the slab entry:    {} bytes (size_of Connection; the rest is the timer entry and allocator slack)",
+        std::mem::size_of::<mio_sse::conn::Connection>()
+    );
+    println!(
+        "kernel TCP memory / stream:   {kernel_per_stream:.0} bytes (both ends of loopback; /proc/net/sockstat)"
+    );
+    println!(
+        "next tick on every stream:    {} of {streams} within {:.2} s",
+        streams - silent,
+        tick_started.elapsed().as_secs_f64()
+    );
+    drop(conns);
+    let _ = server.kill();
+    let _ = server.wait();
+    if failures > 0 || silent > 0 {
+        std::process::exit(1);
+    }
+}
+
+/// Reads until `n` more SSE frames arrived (after the response head when `with_head`).
+fn read_frames(stream: &mut TcpStream, n: usize, with_head: bool) -> bool {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let done = |b: &[u8]| {
+        let body = if with_head {
+            match b.windows(4).position(|w| w == b"\r\n\r\n") {
+                Some(end) => &b[end + 4..],
+                None => return false,
+            }
+        } else {
+            b
+        };
+        body.windows(2).filter(|w| w == b"\n\n").count() >= n
+    };
+    while !done(&got) {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(k) => got.extend_from_slice(&buf[..k]),
+        }
+    }
+    true
+}
+
+fn rss_bytes(pid: u32) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
+/// Kernel memory used by TCP sockets, system-wide (`TCP: ... mem N` in pages).
+fn kernel_tcp_bytes() -> u64 {
+    let text = std::fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
+    let pages: u64 = text
+        .lines()
+        .find(|l| l.starts_with("TCP:"))
+        .and_then(|l| l.split_whitespace().skip_while(|w| *w != "mem").nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Finds the server's listening port from /proc/net/tcp via its socket inodes.
+fn wait_for_listen_port(pid: u32) -> SocketAddr {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the server did not start listening"
+        );
+        let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .filter_map(|e| std::fs::read_link(e.path()).ok())
+                    .filter_map(|l| {
+                        l.to_str()?
+                            .strip_prefix("socket:[")?
+                            .strip_suffix(']')
+                            .map(str::to_owned)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        for line in table.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // local_address, state 0A = LISTEN, inode in column 9
+            if cols.len() > 9 && cols[3] == "0A" && inodes.iter().any(|i| i == cols[9]) {
+                let port = u16::from_str_radix(cols[1].rsplit(':').next().unwrap(), 16).unwrap();
+                return SocketAddr::from(([127, 0, 0, 1], port));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn raise_fd_limit() {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+}

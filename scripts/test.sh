@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test of mio-sse: unit, integration over real sockets, curl, and the demo page in headless
+# Chromium. Installs what the browser tests need when it is missing (Debian's chromium package, and the
+# npm packages pinned in tests/browser/package-lock.json), so a fresh machine needs only this command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
+  echo "test.sh: installing Debian's chromium for the browser tests"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
+fi
+if ! command -v curl >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq curl >/dev/null
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  echo "test.sh: installing tests/browser's npm packages"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+cargo test "$@"
