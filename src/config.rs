@@ -19,6 +19,10 @@ pub const RESERVED_FDS: u64 = 32;
 /// connection is closed at once, so a flood can never take the fds the open streams need.
 pub const OVERFLOW_SLOTS: usize = 64;
 
+/// The longest interval or timeout a flag accepts: one day. Longer ones are almost surely typos, and
+/// bounding them keeps every `Instant + Duration` in the server far from overflow.
+pub const MAX_MS: u64 = 86_400_000;
+
 /// A Server-Sent Events server on one mio event loop.
 ///
 /// `GET /home/events` streams the time of day (UTC, `HH:MM:SS.mmm`) every --interval-ms; every other
@@ -31,7 +35,7 @@ pub struct Config {
     pub listen: SocketAddr,
 
     /// Milliseconds between ticks on each stream (each stream keeps its own phase). 0 turns ticks off.
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(0..=MAX_MS))]
     pub interval_ms: u64,
 
     /// Directory of static files, loaded into memory at start. When it cannot be read, the demo page
@@ -47,11 +51,11 @@ pub struct Config {
 
     /// Milliseconds a client has to send a complete request head (from its first byte, or from
     /// connecting) before it gets 408 and is closed.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
     pub request_timeout_ms: u64,
 
     /// Milliseconds an idle keep-alive connection (between requests) is kept open.
-    #[arg(long, default_value_t = 15_000)]
+    #[arg(long, default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
     pub keepalive_timeout_ms: u64,
 
     /// SO_SNDBUF for each connection, in bytes [default: the kernel's autotuning]. A small value caps the
@@ -78,11 +82,11 @@ impl Config {
     }
 
     pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.request_timeout_ms.max(1))
+        Duration::from_millis(self.request_timeout_ms)
     }
 
     pub fn keepalive_timeout(&self) -> Duration {
-        Duration::from_millis(self.keepalive_timeout_ms.max(1))
+        Duration::from_millis(self.keepalive_timeout_ms)
     }
 
     /// The connection cap for a process whose open-file limit is `fd_limit`: the flag's value if it
@@ -137,6 +141,8 @@ mod tests {
         assert!(Config::try_parse_from(["mio-sse", "--listen", "nowhere"]).is_err());
         assert!(Config::try_parse_from(["mio-sse", "--interval-ms", "-1"]).is_err());
         assert!(Config::try_parse_from(["mio-sse", "--log-level", "loud"]).is_err());
+        assert!(Config::try_parse_from(["mio-sse", "--request-timeout-ms", "0"]).is_err());
+        assert!(Config::try_parse_from(["mio-sse", "--interval-ms", "86400001"]).is_err());
         let off = Config::try_parse_from(["mio-sse", "--interval-ms", "0"]).unwrap();
         assert_eq!(off.tick_interval(), None);
     }

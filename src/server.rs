@@ -164,6 +164,8 @@ impl Server {
                 return Err(e);
             }
             let now = Instant::now();
+            // Taken before this turn's events, so that work they leave over waits for the next turn.
+            let leftovers = std::mem::take(&mut self.again);
             for event in events.iter() {
                 if event.token() == LISTENER {
                     self.listener_ready = true;
@@ -179,7 +181,7 @@ impl Server {
             }
             self.accept_pending(now);
             self.fire_timers(now);
-            self.drive_leftovers(now);
+            self.drive_leftovers(leftovers, now);
         }
     }
 
@@ -327,8 +329,8 @@ impl Server {
     }
 
     /// Drives the connections that a per-turn bound stopped last turn.
-    fn drive_leftovers(&mut self, now: Instant) {
-        for key in std::mem::take(&mut self.again) {
+    fn drive_leftovers(&mut self, leftovers: Vec<ConnKey>, now: Instant) {
+        for key in leftovers {
             let Some(conn) = live(&mut self.conns, key) else {
                 continue;
             };

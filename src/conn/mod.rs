@@ -534,13 +534,13 @@ impl Connection {
                 let head_only = request.method == request::Method::Head;
                 match status {
                     404 | 405 => {
-                        log::info!("{}: {status} {} {}", self.peer, request.target, reason)
+                        log::info!("{}: {status} for {}: {}", self.peer, request.target, reason)
                     }
                     503 => {
                         shared.counters.over_capacity += 1;
                         log::debug!("{}: 503 {}", self.peer, reason);
                     }
-                    _ => log::warn!("{}: {status} {} {}", self.peer, request.target, reason),
+                    _ => log::warn!("{}: {status} for {}: {}", self.peer, request.target, reason),
                 }
                 self.refuse(shared, now, status, reason, allow, head_only, persistence);
             }
