@@ -17,36 +17,17 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let streams: usize = args
-        .next()
-        .map_or(19_000, |a| a.parse().expect("STREAMS is a number"));
-    let interval_ms: u64 = args
-        .next()
-        .map_or(1_000, |a| a.parse().expect("INTERVAL_MS is a number"));
+    let streams: usize = args.next().map_or(19_000, |a| a.parse().expect("STREAMS is a number"));
+    let interval_ms: u64 = args.next().map_or(1_000, |a| a.parse().expect("INTERVAL_MS is a number"));
     raise_fd_limit();
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "--bin", "mio-sse"])
-        .status();
-    assert!(
-        built.is_ok_and(|s| s.success()),
-        "cargo build --release --bin mio-sse failed"
-    );
+    let built = Command::new(cargo).args(["build", "--release", "--quiet", "--bin", "mio-sse"]).status();
+    assert!(built.is_ok_and(|s| s.success()), "cargo build --release --bin mio-sse failed");
     let exe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/mio-sse");
     let mut server = Command::new(exe)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--interval-ms",
-            &interval_ms.to_string(),
-            "--log-level",
-            "warn",
-        ])
-        .args([
-            "--static-dir",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/static"),
-        ])
+        .args(["--listen", "127.0.0.1:0", "--interval-ms", &interval_ms.to_string(), "--log-level", "warn"])
+        .args(["--static-dir", concat!(env!("CARGO_MANIFEST_DIR"), "/static")])
         .stderr(Stdio::piped())
         .spawn()
         .expect("start mio-sse");
@@ -66,12 +47,8 @@ fn main() {
     let mut conns = Vec::with_capacity(streams);
     for i in 0..streams {
         let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect #{i}: {e}"));
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        stream
-            .write_all(b"GET /home/events HTTP/1.1\r\nHost: bench\r\n\r\n")
-            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream.write_all(b"GET /home/events HTTP/1.1\r\nHost: bench\r\n\r\n").unwrap();
         conns.push(stream);
     }
     let mut failures = 0;
@@ -148,8 +125,7 @@ fn read_frames(stream: &mut TcpStream, n: usize, with_head: bool) -> bool {
 }
 
 fn rss_bytes(pid: u32) -> u64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
     let kb: u64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -175,19 +151,13 @@ fn kernel_tcp_bytes() -> u64 {
 fn wait_for_listen_port(pid: u32) -> SocketAddr {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        assert!(
-            Instant::now() < deadline,
-            "the server did not start listening"
-        );
+        assert!(Instant::now() < deadline, "the server did not start listening");
         let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
             .map(|dir| {
                 dir.filter_map(Result::ok)
                     .filter_map(|e| std::fs::read_link(e.path()).ok())
                     .filter_map(|l| {
-                        l.to_str()?
-                            .strip_prefix("socket:[")?
-                            .strip_suffix(']')
-                            .map(str::to_owned)
+                        l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_owned)
                     })
                     .collect()
             })

@@ -10,12 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub fn time_of_day(now: SystemTime) -> [u8; 12] {
     let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     let ms_of_day = (since_epoch.as_millis() % 86_400_000) as u32;
-    let (h, m, s, ms) = (
-        ms_of_day / 3_600_000,
-        ms_of_day / 60_000 % 60,
-        ms_of_day / 1000 % 60,
-        ms_of_day % 1000,
-    );
+    let (h, m, s, ms) =
+        (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60, ms_of_day / 1000 % 60, ms_of_day % 1000);
     let mut out = *b"00:00:00.000";
     put_digits(&mut out[0..2], h);
     put_digits(&mut out[3..5], m);
@@ -26,16 +22,12 @@ pub fn time_of_day(now: SystemTime) -> [u8; 12] {
 
 /// `now` as an IMF-fixdate (RFC 9110 §5.6.7), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub fn http_date(now: SystemTime) -> String {
-    let secs = now
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs();
+    let secs = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
     let (days, sec_of_day) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days as i64);
     const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]; // 1970-01-01 was a Thursday
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     format!(
         "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
         WEEKDAYS[(days % 7) as usize],
@@ -58,10 +50,7 @@ pub struct DateCache {
 impl DateCache {
     /// The HTTP date for `now`.
     pub fn get(&mut self, now: SystemTime) -> &str {
-        let second = now
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_secs();
+        let second = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
         if self.value.is_empty() || second != self.second {
             self.second = second;
             self.value = http_date(now);
@@ -111,35 +100,17 @@ mod tests {
 
     #[test]
     fn http_date_matches_the_rfc_example_and_leap_days() {
-        assert_eq!(
-            http_date(at(784_111_777, 0)),
-            "Sun, 06 Nov 1994 08:49:37 GMT"
-        );
+        assert_eq!(http_date(at(784_111_777, 0)), "Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(http_date(at(0, 0)), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(
-            http_date(at(951_782_400, 0)),
-            "Tue, 29 Feb 2000 00:00:00 GMT"
-        );
-        assert_eq!(
-            http_date(at(1_795_737_599, 0)),
-            "Thu, 26 Nov 2026 23:59:59 GMT"
-        );
+        assert_eq!(http_date(at(951_782_400, 0)), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(http_date(at(1_795_737_599, 0)), "Thu, 26 Nov 2026 23:59:59 GMT");
     }
 
     #[test]
     fn date_cache_reformats_only_when_the_second_changes() {
         let mut cache = DateCache::default();
-        assert_eq!(
-            cache.get(at(784_111_777, 1)),
-            "Sun, 06 Nov 1994 08:49:37 GMT"
-        );
-        assert_eq!(
-            cache.get(at(784_111_777, 999)),
-            "Sun, 06 Nov 1994 08:49:37 GMT"
-        );
-        assert_eq!(
-            cache.get(at(784_111_778, 0)),
-            "Sun, 06 Nov 1994 08:49:38 GMT"
-        );
+        assert_eq!(cache.get(at(784_111_777, 1)), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(cache.get(at(784_111_777, 999)), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(cache.get(at(784_111_778, 0)), "Sun, 06 Nov 1994 08:49:38 GMT");
     }
 }

@@ -94,9 +94,9 @@ impl Config {
     pub fn max_connections(&self, fd_limit: u64) -> Result<usize, String> {
         let fit = fd_limit.saturating_sub(RESERVED_FDS + OVERFLOW_SLOTS as u64) as usize;
         match self.max_connections {
-            None if fit == 0 => Err(format!(
-                "the open-file limit ({fd_limit}) leaves no room for connections"
-            )),
+            None if fit == 0 => {
+                Err(format!("the open-file limit ({fd_limit}) leaves no room for connections"))
+            }
             None => Ok(fit),
             Some(0) => Err("--max-connections must be at least 1".into()),
             Some(n) if n > fit => Err(format!(
@@ -126,12 +126,7 @@ mod tests {
     fn the_cap_must_fit_the_fd_limit() {
         let config = Config::try_parse_from(["mio-sse", "--max-connections", "19000"]).unwrap();
         assert_eq!(config.max_connections(20_000), Ok(19_000));
-        assert!(
-            config
-                .max_connections(1024)
-                .unwrap_err()
-                .contains("at most 928")
-        );
+        assert!(config.max_connections(1024).unwrap_err().contains("at most 928"));
         let zero = Config::try_parse_from(["mio-sse", "--max-connections", "0"]).unwrap();
         assert!(zero.max_connections(20_000).is_err());
     }

@@ -56,10 +56,7 @@ mod tests {
             assert!((1000..=1999).contains(&v));
             buckets[((v - 1000) / 100) as usize] += 1;
         }
-        assert!(
-            buckets.iter().all(|&n| n > 800),
-            "roughly uniform: {buckets:?}"
-        );
+        assert!(buckets.iter().all(|&n| n > 800), "roughly uniform: {buckets:?}");
         assert_eq!(jitter.between(5, 5), 5);
         assert_eq!(jitter.between(7, 3), 7);
     }

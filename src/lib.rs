@@ -44,9 +44,8 @@ pub use server::Server;
 /// Raises the open-file limit as far as allowed, binds, and runs the server until polling fails.
 pub fn run(config: Config) -> io::Result<()> {
     let fd_limit = raise_fd_limit();
-    let max_connections = config
-        .max_connections(fd_limit)
-        .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
+    let max_connections =
+        config.max_connections(fd_limit).map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
     let mut server = Server::bind(config, max_connections)?;
     server.run()
 }

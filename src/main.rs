@@ -4,10 +4,8 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let config = mio_sse::Config::from_args();
-    if let Err(e) = simple_logger::SimpleLogger::new()
-        .with_utc_timestamps()
-        .with_level(config.log_level)
-        .init()
+    if let Err(e) =
+        simple_logger::SimpleLogger::new().with_utc_timestamps().with_level(config.log_level).init()
     {
         eprintln!("mio-sse: cannot start logging: {e}");
         return ExitCode::FAILURE;

@@ -22,18 +22,11 @@ pub enum Route<'a> {
     /// Start an event stream (`head_only` for HEAD: send the head and close).
     EventStream { head_only: bool },
     /// Send a file.
-    File {
-        file: &'a StaticFile,
-        head_only: bool,
-    },
+    File { file: &'a StaticFile, head_only: bool },
     /// The server is at its connection cap; this event-stream request gets `retry:` and a close.
     StreamOverCapacity,
     /// Answer with an error status and a one-line reason; `allow` fills the `Allow` header of a 405.
-    Refuse {
-        status: u16,
-        reason: &'static str,
-        allow: Option<&'static str>,
-    },
+    Refuse { status: u16, reason: &'static str, allow: Option<&'static str> },
 }
 
 /// Picks the answer for `request`. `over_capacity` is true when the connection was accepted past the cap.
@@ -41,41 +34,23 @@ pub fn route<'a>(request: &Request, files: &'a StaticFiles, over_capacity: bool)
     let path = request.path();
     let head_only = request.method == Method::Head;
     if request.has_transfer_encoding {
-        return Route::Refuse {
-            status: 501,
-            reason: "Transfer-Encoding is not supported",
-            allow: None,
-        };
+        return Route::Refuse { status: 501, reason: "Transfer-Encoding is not supported", allow: None };
     }
     if path == EVENTS_PATH {
         return match request.method {
             Method::Get | Method::Head if over_capacity => Route::StreamOverCapacity,
             Method::Get | Method::Head => Route::EventStream { head_only },
-            _ => Route::Refuse {
-                status: 405,
-                reason: "the event stream takes GET",
-                allow: Some("GET, HEAD"),
-            },
+            _ => {
+                Route::Refuse { status: 405, reason: "the event stream takes GET", allow: Some("GET, HEAD") }
+            }
         };
     }
     if over_capacity {
-        return Route::Refuse {
-            status: 503,
-            reason: "the server is at its connection limit",
-            allow: None,
-        };
+        return Route::Refuse { status: 503, reason: "the server is at its connection limit", allow: None };
     }
     match files.lookup(path) {
-        Lookup::Invalid(reason) => Route::Refuse {
-            status: 400,
-            reason,
-            allow: None,
-        },
-        Lookup::NotFound => Route::Refuse {
-            status: 404,
-            reason: "no such file",
-            allow: None,
-        },
+        Lookup::Invalid(reason) => Route::Refuse { status: 400, reason, allow: None },
+        Lookup::NotFound => Route::Refuse { status: 404, reason: "no such file", allow: None },
         Lookup::Found(file) => match request.method {
             Method::Get | Method::Head => Route::File { file, head_only },
             _ => Route::Refuse {
@@ -105,18 +80,11 @@ mod tests {
     #[test]
     fn the_table() {
         let files = StaticFiles::builtin();
-        let route_of = |method, target: &str, over| {
-            format!("{:?}", route(&request(method, target), &files, over))
-        };
-        assert!(
-            route_of(Method::Get, "/home/events", false)
-                .starts_with("EventStream { head_only: false")
-        );
+        let route_of =
+            |method, target: &str, over| format!("{:?}", route(&request(method, target), &files, over));
+        assert!(route_of(Method::Get, "/home/events", false).starts_with("EventStream { head_only: false"));
         assert!(route_of(Method::Get, "/home/events?x=1", false).starts_with("EventStream"));
-        assert!(
-            route_of(Method::Head, "/home/events", false)
-                .starts_with("EventStream { head_only: true")
-        );
+        assert!(route_of(Method::Head, "/home/events", false).starts_with("EventStream { head_only: true"));
         assert!(route_of(Method::Post, "/home/events", false).contains("status: 405"));
         assert!(route_of(Method::Get, "/", false).starts_with("File"));
         assert!(route_of(Method::Head, "/index.html", false).contains("head_only: true"));

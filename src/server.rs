@@ -126,10 +126,7 @@ impl Server {
             again: Vec::new(),
             refusing: false,
         };
-        server
-            .poll
-            .registry()
-            .register(&mut server.listener, LISTENER, Interest::READABLE)?;
+        server.poll.registry().register(&mut server.listener, LISTENER, Interest::READABLE)?;
         Ok(server)
     }
 
@@ -191,10 +188,7 @@ impl Server {
         if accept_ready || !self.again.is_empty() {
             return Some(Duration::ZERO);
         }
-        let next = [self.timers.next_deadline(), self.accept_paused_until]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = [self.timers.next_deadline(), self.accept_paused_until].into_iter().flatten().min();
         next.map(|deadline| deadline.saturating_duration_since(now))
     }
 
@@ -237,10 +231,7 @@ impl Server {
                     return;
                 }
                 Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                    ) => {}
+                    if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
                 Err(e) if is_out_of_fds(&e) => {
                     log::warn!("accept: {e}; pausing accepts for {ACCEPT_PAUSE:?}");
                     self.accept_paused_until = Some(now + ACCEPT_PAUSE);
@@ -285,10 +276,7 @@ impl Server {
             log::debug!("{peer}: set SO_SNDBUF: {e}");
         }
         let entry = self.conns.vacant_entry();
-        let key = ConnKey {
-            slot: entry.key() as u32,
-            generation: self.next_generation,
-        };
+        let key = ConnKey { slot: entry.key() as u32, generation: self.next_generation };
         self.next_generation = self.next_generation.wrapping_add(1);
         let mut conn = Connection::new(socket, peer, key, over_capacity, &self.shared.config, now);
         // READABLE | WRITABLE once, for the connection's whole life: no re-registration per write.
@@ -373,9 +361,7 @@ impl Server {
 
 /// The connection `key` names, if it is still the slot's owner (rule 6).
 fn live(conns: &mut Slab<Connection>, key: ConnKey) -> Option<&mut Connection> {
-    conns
-        .get_mut(key.slot as usize)
-        .filter(|conn| conn.key == key)
+    conns.get_mut(key.slot as usize).filter(|conn| conn.key == key)
 }
 
 /// A listening socket with our backlog, `SO_REUSEADDR` (restart on the same port while old connections

@@ -81,11 +81,7 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
                 Some(current)
             }
             Some(at) => {
-                let skip = if current[at..].starts_with("\r\n") {
-                    2
-                } else {
-                    1
-                };
+                let skip = if current[at..].starts_with("\r\n") { 2 } else { 1 };
                 let tail = &current[at + skip..];
                 rest = if tail.is_empty() { None } else { Some(tail) };
                 Some(&current[..at])
@@ -109,11 +105,7 @@ mod tests {
             if line.is_empty() {
                 if !data.is_empty() {
                     data.pop(); // the trailing LF
-                    let kind = if event.is_empty() {
-                        "message".into()
-                    } else {
-                        event.clone()
-                    };
+                    let kind = if event.is_empty() { "message".into() } else { event.clone() };
                     events.push((kind, id.clone(), std::mem::take(&mut data)));
                 }
                 event.clear();
@@ -147,10 +139,7 @@ mod tests {
         assert_eq!(out, b"data: 07:05:09.042\n\n");
         assert_eq!(out.len(), TICK_FRAME_LEN);
         let (events, _) = parse(&out);
-        assert_eq!(
-            events,
-            vec![("message".into(), String::new(), "07:05:09.042".into())]
-        );
+        assert_eq!(events, vec![("message".into(), String::new(), "07:05:09.042".into())]);
     }
 
     #[test]
@@ -180,30 +169,17 @@ mod tests {
                 want.push_str(&format!("data: {line}\n"));
             }
             want.push('\n');
-            assert_eq!(
-                String::from_utf8(out.clone()).unwrap(),
-                want,
-                "payload {payload:?}"
-            );
+            assert_eq!(String::from_utf8(out.clone()).unwrap(), want, "payload {payload:?}");
             let (events, _) = parse(&out);
             assert_eq!(events.len(), 1, "payload {payload:?} is one event");
-            assert_eq!(
-                events[0].2,
-                expected_lines.join("\n"),
-                "payload {payload:?} round-trips"
-            );
+            assert_eq!(events[0].2, expected_lines.join("\n"), "payload {payload:?} round-trips");
         }
     }
 
     #[test]
     fn line_breaks_cannot_inject_fields_through_name_or_id() {
         let mut out = Vec::new();
-        write_event(
-            &mut out,
-            Some("x\ndata: forged"),
-            Some("1\r\nretry: 1"),
-            "real",
-        );
+        write_event(&mut out, Some("x\ndata: forged"), Some("1\r\nretry: 1"), "real");
         let (events, retry) = parse(&out);
         assert_eq!(events, vec![("x".into(), "1".into(), "real".into())]);
         assert_eq!(retry, None);
@@ -215,10 +191,7 @@ mod tests {
         write_retry(&mut out, 2500);
         write_comment(&mut out, "hello\nworld");
         write_tick(&mut out, b"23:59:59.999");
-        assert_eq!(
-            out,
-            b"retry: 2500\n\n: hello\n: world\n\ndata: 23:59:59.999\n\n"
-        );
+        assert_eq!(out, b"retry: 2500\n\n: hello\n: world\n\ndata: 23:59:59.999\n\n");
         let (events, retry) = parse(&out);
         assert_eq!(retry, Some(2500));
         assert_eq!(events.len(), 1, "comments dispatch nothing");

@@ -53,10 +53,7 @@ impl StaticFiles {
     pub fn load(dir: &Path) -> io::Result<StaticFiles> {
         let root = dir.canonicalize()?;
         if !root.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotADirectory,
-                "not a directory",
-            ));
+            return Err(io::Error::new(io::ErrorKind::NotADirectory, "not a directory"));
         }
         let mut files = StaticFiles::default();
         let mut pending: Vec<(PathBuf, String)> = vec![(root.clone(), String::new())];
@@ -77,11 +74,7 @@ impl StaticFiles {
                     continue;
                 };
                 if !real.starts_with(&root) {
-                    log::warn!(
-                        "static: skipping {:?}: it points outside {:?}",
-                        entry.path(),
-                        root
-                    );
+                    log::warn!("static: skipping {:?}: it points outside {:?}", entry.path(), root);
                     continue;
                 }
                 let url = format!("{url_prefix}/{name}");
@@ -101,14 +94,8 @@ impl StaticFiles {
     /// The demo page (and its icon) built into the binary, for when no static directory can be read.
     pub fn builtin() -> StaticFiles {
         let mut files = StaticFiles::default();
-        files.insert(
-            "/index.html".into(),
-            include_bytes!("../static/index.html").as_slice(),
-        );
-        files.insert(
-            "/favicon.svg".into(),
-            include_bytes!("../static/favicon.svg").as_slice(),
-        );
+        files.insert("/index.html".into(), include_bytes!("../static/index.html").as_slice());
+        files.insert("/favicon.svg".into(), include_bytes!("../static/favicon.svg").as_slice());
         files
     }
 
@@ -131,13 +118,7 @@ impl StaticFiles {
     fn insert(&mut self, url: String, bytes: &[u8]) {
         self.total_bytes += bytes.len() as u64;
         let content_type = content_type(&url);
-        self.files.insert(
-            url,
-            StaticFile {
-                body: Rc::from(bytes),
-                content_type,
-            },
-        );
+        self.files.insert(url, StaticFile { body: Rc::from(bytes), content_type });
     }
 
     /// Number of files loaded.
@@ -204,10 +185,7 @@ pub fn normalize(path: &str) -> Result<String, &'static str> {
         decoded.push(byte);
     }
     let decoded = String::from_utf8(decoded).map_err(|_| "the path is not UTF-8")?;
-    if decoded
-        .split('/')
-        .any(|segment| segment == ".." || segment == ".")
-    {
+    if decoded.split('/').any(|segment| segment == ".." || segment == ".") {
         return Err("dot segment in the path");
     }
     Ok(decoded)
@@ -216,10 +194,7 @@ pub fn normalize(path: &str) -> Result<String, &'static str> {
 /// `http://host:port/path` → `/path` (absolute-form, RFC 9112 §3.2.2, which servers must accept).
 fn strip_scheme_and_authority(target: &str) -> &str {
     for scheme in ["http://", "https://"] {
-        if target
-            .get(..scheme.len())
-            .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
-        {
+        if target.get(..scheme.len()).is_some_and(|s| s.eq_ignore_ascii_case(scheme)) {
             let after = &target[scheme.len()..];
             return after.find('/').map_or("/", |at| &after[at..]);
         }
@@ -233,10 +208,7 @@ fn hex_value(b: u8) -> Option<u8> {
 
 /// The `Content-Type` for a file name, by extension.
 pub fn content_type(name: &str) -> &'static str {
-    let ext = name
-        .rsplit_once('.')
-        .map(|(_, ext)| ext.to_ascii_lowercase())
-        .unwrap_or_default();
+    let ext = name.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase()).unwrap_or_default();
     match ext.as_str() {
         "html" | "htm" => "text/html; charset=utf-8",
         "css" => "text/css; charset=utf-8",
@@ -269,11 +241,7 @@ mod tests {
         assert_eq!(normalize("/caf%C3%A9"), Ok("/café".into()));
         assert_eq!(normalize("http://example.com/x.css"), Ok("/x.css".into()));
         assert_eq!(normalize("HTTP://example.com"), Ok("/".into()));
-        assert_eq!(
-            normalize("/a..b/c...d"),
-            Ok("/a..b/c...d".into()),
-            "dots inside names are fine"
-        );
+        assert_eq!(normalize("/a..b/c...d"), Ok("/a..b/c...d".into()), "dots inside names are fine");
     }
 
     #[test]
@@ -315,11 +283,7 @@ mod tests {
         match files.lookup("/") {
             Lookup::Found(file) => {
                 assert_eq!(file.content_type, "text/html; charset=utf-8");
-                assert!(
-                    std::str::from_utf8(&file.body)
-                        .unwrap()
-                        .contains("EventSource")
-                );
+                assert!(std::str::from_utf8(&file.body).unwrap().contains("EventSource"));
             }
             other => panic!("{other:?}"),
         }
@@ -346,10 +310,7 @@ mod tests {
         assert!(
             matches!(files.lookup("/sub/page.css"), Lookup::Found(f) if f.content_type.starts_with("text/css"))
         );
-        assert!(
-            matches!(files.lookup("/alias.html"), Lookup::Found(_)),
-            "a symlink inside is fine"
-        );
+        assert!(matches!(files.lookup("/alias.html"), Lookup::Found(_)), "a symlink inside is fine");
         assert!(matches!(files.lookup("/.secret"), Lookup::NotFound));
         assert!(matches!(files.lookup("/escape.txt"), Lookup::NotFound));
         assert!(matches!(files.lookup("/up/outside.txt"), Lookup::NotFound));

@@ -27,9 +27,7 @@ pub struct TimerQueue<K> {
 
 impl<K: Ord + Copy> Default for TimerQueue<K> {
     fn default() -> Self {
-        TimerQueue {
-            entries: BTreeSet::new(),
-        }
+        TimerQueue { entries: BTreeSet::new() }
     }
 }
 
@@ -115,9 +113,7 @@ mod tests {
             q.schedule(t0, key);
         }
         assert_eq!(q.len(), 100);
-        let fired: Vec<u32> = std::iter::from_fn(|| q.pop_expired(t0))
-            .map(|(_, k)| k)
-            .collect();
+        let fired: Vec<u32> = std::iter::from_fn(|| q.pop_expired(t0)).map(|(_, k)| k).collect();
         assert_eq!(fired, (0..100).collect::<Vec<_>>());
     }
 
@@ -155,22 +151,13 @@ mod tests {
         // generation, so the loop can tell it is not B's.
         let t0 = Instant::now();
         let mut q = TimerQueue::default();
-        let a = ConnKey {
-            slot: 5,
-            generation: 1,
-        };
-        let b = ConnKey {
-            slot: 5,
-            generation: 2,
-        };
+        let a = ConnKey { slot: 5, generation: 1 };
+        let b = ConnKey { slot: 5, generation: 2 };
         q.schedule(t0 + ms(10), a);
         q.schedule(t0 + ms(30), b);
         let (_, fired) = q.pop_expired(t0 + ms(10)).unwrap();
         assert_eq!(fired.slot, b.slot);
-        assert_ne!(
-            fired, b,
-            "the stale entry must not be mistaken for the slot's new owner"
-        );
+        assert_ne!(fired, b, "the stale entry must not be mistaken for the slot's new owner");
         assert_eq!(q.pop_expired(t0 + ms(30)), Some((t0 + ms(30), b)));
     }
 }

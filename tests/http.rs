@@ -34,9 +34,7 @@ fn read_response(stream: &mut TcpStream, pending: &mut Vec<u8>) -> (String, Vec<
 }
 
 fn content_length(head: &str) -> usize {
-    head.lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
-        .map_or(0, |v| v.trim().parse().unwrap())
+    head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).map_or(0, |v| v.trim().parse().unwrap())
 }
 
 fn status(response: &[u8]) -> u16 {
@@ -46,62 +44,29 @@ fn status(response: &[u8]) -> u16 {
 #[test]
 fn the_root_serves_the_demo_page() {
     let server = Server::start(&[]);
-    let got = exchange(
-        &server,
-        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
+    let got = exchange(&server, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     let (head, body) = split_head(&got);
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    assert!(
-        head.contains("\r\nContent-Type: text/html; charset=utf-8\r\n"),
-        "{head}"
-    );
-    assert!(
-        head.contains(&format!("\r\nContent-Length: {}\r\n", INDEX.len())),
-        "{head}"
-    );
+    assert!(head.contains("\r\nContent-Type: text/html; charset=utf-8\r\n"), "{head}");
+    assert!(head.contains(&format!("\r\nContent-Length: {}\r\n", INDEX.len())), "{head}");
     assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
     assert_eq!(body, INDEX);
-    let svg = exchange(
-        &server,
-        b"GET /favicon.svg HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
-    assert!(
-        split_head(&svg)
-            .0
-            .contains("Content-Type: image/svg+xml\r\n")
-    );
+    let svg = exchange(&server, b"GET /favicon.svg HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(split_head(&svg).0.contains("Content-Type: image/svg+xml\r\n"));
 }
 
 #[test]
 fn head_gives_the_same_head_without_a_body() {
     let server = Server::start(&[]);
-    let get = exchange(
-        &server,
-        b"GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
-    let head = exchange(
-        &server,
-        b"HEAD /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
-    let strip_date = |h: &str| {
-        h.lines()
-            .filter(|l| !l.starts_with("Date:"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    assert_eq!(
-        strip_date(&split_head(&head).0),
-        strip_date(&split_head(&get).0)
-    );
+    let get = exchange(&server, b"GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let head = exchange(&server, b"HEAD /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let strip_date = |h: &str| h.lines().filter(|l| !l.starts_with("Date:")).collect::<Vec<_>>().join("\n");
+    assert_eq!(strip_date(&split_head(&head).0), strip_date(&split_head(&get).0));
     assert!(split_head(&head).1.is_empty(), "HEAD has no body");
     // HEAD on the event stream: the stream's head, no frames, then a close.
     let stream_head = exchange(&server, b"HEAD /home/events HTTP/1.1\r\nHost: x\r\n\r\n");
     let (head, body) = split_head(&stream_head);
-    assert!(
-        head.contains("Content-Type: text/event-stream\r\n") && body.is_empty(),
-        "{head}"
-    );
+    assert!(head.contains("Content-Type: text/event-stream\r\n") && body.is_empty(), "{head}");
 }
 
 #[test]
@@ -111,14 +76,9 @@ fn keep_alive_and_pipelined_requests_are_answered_in_order() {
     let mut pending = Vec::new();
     // One after the other on the same connection.
     for _ in 0..3 {
-        stream
-            .write_all(b"GET /favicon.svg HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
+        stream.write_all(b"GET /favicon.svg HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         let (head, _) = read_response(&mut stream, &mut pending);
-        assert!(
-            head.starts_with("HTTP/1.1 200 OK\r\n") && !head.contains("Connection: close"),
-            "{head}"
-        );
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && !head.contains("Connection: close"), "{head}");
     }
     // Several in one write, the last one split across two writes: answers come back in request order.
     stream
@@ -127,14 +87,9 @@ fn keep_alive_and_pipelined_requests_are_answered_in_order() {
               HEAD /favicon.svg HTTP/1.1\r\nHost: x\r\n\r\nGET /favicon.svg HT",
         )
         .unwrap();
-    stream
-        .write_all(b"TP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    stream.write_all(b"TP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let (first, body) = read_response(&mut stream, &mut pending);
-    assert!(
-        first.starts_with("HTTP/1.1 200 OK") && body == INDEX,
-        "{first}"
-    );
+    assert!(first.starts_with("HTTP/1.1 200 OK") && body == INDEX, "{first}");
     let (second, _) = read_response(&mut stream, &mut pending);
     assert!(second.starts_with("HTTP/1.1 404 Not Found"), "{second}");
     // HEAD: the head says the length, no body follows; the next response starts right after it.
@@ -147,14 +102,8 @@ fn keep_alive_and_pipelined_requests_are_answered_in_order() {
     let third: Vec<u8> = pending.drain(..head_end).collect();
     assert!(String::from_utf8_lossy(&third).starts_with("HTTP/1.1 200 OK"));
     let (fourth, body) = read_response(&mut stream, &mut pending);
-    assert!(
-        fourth.contains("Connection: close") && body.starts_with(b"<svg"),
-        "{fourth}"
-    );
-    assert!(
-        read_to_close(&mut stream).is_empty(),
-        "closed after the last answer"
-    );
+    assert!(fourth.contains("Connection: close") && body.starts_with(b"<svg"), "{fourth}");
+    assert!(read_to_close(&mut stream).is_empty(), "closed after the last answer");
 }
 
 #[test]
@@ -175,29 +124,20 @@ fn http_1_0_clients_are_served() {
     // Closed after the response by default.
     let got = exchange(&server, b"GET / HTTP/1.0\r\n\r\n");
     let (head, body) = split_head(&got);
-    assert!(
-        head.starts_with("HTTP/1.1 200 OK") && head.contains("Connection: close"),
-        "{head}"
-    );
+    assert!(head.starts_with("HTTP/1.1 200 OK") && head.contains("Connection: close"), "{head}");
     assert_eq!(body, INDEX);
     // Kept open when asked, and told so.
     let mut stream = server.connect();
     let mut pending = Vec::new();
-    stream
-        .write_all(b"GET /favicon.svg HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-        .unwrap();
+    stream.write_all(b"GET /favicon.svg HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
     let (head, _) = read_response(&mut stream, &mut pending);
     assert!(head.contains("\r\nConnection: keep-alive\r\n"), "{head}");
-    stream
-        .write_all(b"GET /favicon.svg HTTP/1.0\r\n\r\n")
-        .unwrap();
+    stream.write_all(b"GET /favicon.svg HTTP/1.0\r\n\r\n").unwrap();
     let (head, _) = read_response(&mut stream, &mut pending);
     assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
     // An HTTP/1.0 event stream is close-delimited like every stream.
     let mut stream = server.connect();
-    stream
-        .write_all(b"GET /home/events HTTP/1.0\r\n\r\n")
-        .unwrap();
+    stream.write_all(b"GET /home/events HTTP/1.0\r\n\r\n").unwrap();
     let got = read_until(&mut stream, |b| count_frames(b) >= 1);
     assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
 }
@@ -206,42 +146,19 @@ fn http_1_0_clients_are_served() {
 fn errors_get_a_status_a_reason_and_a_log_line() {
     let server = Server::start(&[]);
     let long_target = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000));
-    let big_header = format!(
-        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
-        "b".repeat(9000)
-    );
+    let big_header = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(9000));
     let cases: Vec<(Vec<u8>, u16, &str)> = vec![
-        (
-            b"GET /missing.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
-            404,
-            "no such file",
-        ),
-        (
-            b"DELETE / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
-            405,
-            "Allow: GET, HEAD",
-        ),
+        (b"GET /missing.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), 404, "no such file"),
+        (b"DELETE / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), 405, "Allow: GET, HEAD"),
         (
             b"PUT /home/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
             405,
             "Allow: GET, HEAD",
         ),
         (b"GET / HTTP/1.1\r\n\r\n".to_vec(), 400, "Host"),
-        (
-            b"GET / HTTP/1.1\r\nBad Header: x\r\nHost: x\r\n\r\n".to_vec(),
-            400,
-            "invalid header name",
-        ),
-        (
-            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec(),
-            400,
-            "400 Bad Request",
-        ),
-        (
-            b"GET / HTTP/3.0\r\nHost: x\r\n\r\n".to_vec(),
-            505,
-            "HTTP/1.0 and HTTP/1.1",
-        ),
+        (b"GET / HTTP/1.1\r\nBad Header: x\r\nHost: x\r\n\r\n".to_vec(), 400, "invalid header name"),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec(), 400, "400 Bad Request"),
+        (b"GET / HTTP/3.0\r\nHost: x\r\n\r\n".to_vec(), 505, "HTTP/1.0 and HTTP/1.1"),
         (long_target.into_bytes(), 414, "request line too long"),
         (big_header.into_bytes(), 431, "request head too large"),
         (
@@ -254,19 +171,13 @@ fn errors_get_a_status_a_reason_and_a_log_line() {
         let got = exchange(&server, &raw);
         let text = String::from_utf8_lossy(&got);
         assert_eq!(status(&got), expected, "{text}");
-        assert!(
-            text.contains(says),
-            "{expected} should say {says:?}: {text}"
-        );
+        assert!(text.contains(says), "{expected} should say {says:?}: {text}");
     }
     server.wait_for_log("400 malformed request: invalid header name");
     server.wait_for_log("414 request line too long");
     server.wait_for_log("431 request head too large");
     // After all that, the server still serves.
-    let got = exchange(
-        &server,
-        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
+    let got = exchange(&server, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(status(&got), 200);
 }
 
@@ -302,15 +213,9 @@ fn traversal_attempts_never_leave_the_static_directory() {
         let got = exchange(&server, raw.as_bytes());
         let text = String::from_utf8_lossy(&got);
         assert!(matches!(status(&got), 400 | 404), "{target}: {text}");
-        assert!(
-            !text.contains("SECRET"),
-            "{target} leaked the secret: {text}"
-        );
+        assert!(!text.contains("SECRET"), "{target} leaked the secret: {text}");
     }
-    let inside = exchange(
-        &server,
-        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
+    let inside = exchange(&server, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(inside.ends_with(b"inside"));
     let _ = std::fs::remove_dir_all(&base);
 }
@@ -321,10 +226,7 @@ fn started_elsewhere_it_serves_the_built_in_demo_page() {
     std::fs::create_dir_all(&empty).unwrap();
     let server = Server::start_in(&[], Some(&empty));
     server.wait_for_log("serving the built-in demo page");
-    let got = exchange(
-        &server,
-        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
+    let got = exchange(&server, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(split_head(&got).1, INDEX);
     let _ = std::fs::remove_dir_all(&empty);
 }
@@ -337,10 +239,7 @@ fn an_incomplete_request_times_out_with_408_and_a_silent_one_is_closed() {
     let got = read_to_close(&mut partial);
     assert_eq!(status(&got), 408, "{}", String::from_utf8_lossy(&got));
     let mut silent = server.connect();
-    assert!(
-        read_to_close(&mut silent).is_empty(),
-        "a connection that never sends is closed without a word"
-    );
+    assert!(read_to_close(&mut silent).is_empty(), "a connection that never sends is closed without a word");
 }
 
 #[test]
@@ -354,22 +253,12 @@ fn over_the_cap_streams_are_told_to_retry_and_others_get_503() {
     // somewhere in the jitter range, and a close.
     let got = exchange(&server, b"GET /home/events HTTP/1.1\r\nHost: x\r\n\r\n");
     let (head, body) = split_head(&got);
-    assert!(
-        head.starts_with("HTTP/1.1 200 OK") && head.contains("text/event-stream"),
-        "{head}"
-    );
+    assert!(head.starts_with("HTTP/1.1 200 OK") && head.contains("text/event-stream"), "{head}");
     let body = String::from_utf8(body).unwrap();
-    let retry: u64 = body
-        .lines()
-        .find_map(|l| l.strip_prefix("retry: "))
-        .expect("a retry field")
-        .parse()
-        .unwrap();
+    let retry: u64 =
+        body.lines().find_map(|l| l.strip_prefix("retry: ")).expect("a retry field").parse().unwrap();
     assert!((1_000..=10_000).contains(&retry), "{body}");
-    assert!(
-        !body.contains("data:"),
-        "no event for a refused stream: {body}"
-    );
+    assert!(!body.contains("data:"), "no event for a refused stream: {body}");
     // Anything else: 503 with Retry-After.
     let got = exchange(&server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     let text = String::from_utf8_lossy(&got);
@@ -390,27 +279,18 @@ fn no_file_descriptor_is_left_behind() {
     for round in 0..20 {
         let mut stream = server.open_stream();
         read_until(&mut stream, |b| count_frames(b) >= 1);
-        let _ = exchange(
-            &server,
-            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        );
+        let _ = exchange(&server, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         let _ = exchange(&server, b"garbage\r\n\r\n");
         let mut half = server.connect();
         half.write_all(b"GET / HT").unwrap();
         if round % 2 == 0 {
-            socket2::SockRef::from(&stream)
-                .set_linger(Some(Duration::ZERO))
-                .unwrap();
+            socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO)).unwrap();
         }
     }
     // Everything above is closed by now or within the request timeout; the fd count comes back.
     let deadline = std::time::Instant::now() + support::PATIENCE;
     while server.open_fds() != baseline {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} fds open, {baseline} at start",
-            server.open_fds()
-        );
+        assert!(std::time::Instant::now() < deadline, "{} fds open, {baseline} at start", server.open_fds());
         std::thread::sleep(Duration::from_millis(10)); // polling a condition, with a deadline
     }
 }

@@ -23,11 +23,7 @@ fn tick_ms(frame: &str) -> u64 {
 }
 
 fn now_ms_of_day() -> u64 {
-    (SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        % 86_400_000) as u64
+    (SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() % 86_400_000) as u64
 }
 
 /// Reads a stream until `n` frames have arrived after the head; returns them.
@@ -45,10 +41,7 @@ fn stream_head_and_first_tick_are_exact() {
     let (head, body) = split_head(&got);
     let lines: Vec<&str> = head.split("\r\n").collect();
     assert_eq!(lines[0], "HTTP/1.1 200 OK");
-    assert!(
-        lines[1].starts_with("Date: ") && lines[1].ends_with(" GMT"),
-        "{head}"
-    );
+    assert!(lines[1].starts_with("Date: ") && lines[1].ends_with(" GMT"), "{head}");
     assert_eq!(
         &lines[2..],
         [
@@ -66,11 +59,7 @@ fn stream_head_and_first_tick_are_exact() {
     assert!(is_tick(&frames[0]), "{:?}", frames[0]);
     // The time is the server's time of day now (UTC), within a few seconds either way of midnight.
     let skew = tick_ms(&frames[0]).abs_diff(now_ms_of_day());
-    assert!(
-        !(5_000..=86_395_000).contains(&skew),
-        "tick {:?} is not the time now",
-        frames[0]
-    );
+    assert!(!(5_000..=86_395_000).contains(&skew), "tick {:?} is not the time now", frames[0]);
 }
 
 #[test]
@@ -83,15 +72,9 @@ fn ticks_arrive_in_order_and_never_early() {
     assert!(frames.len() >= 6);
     assert!(frames.iter().all(|f| is_tick(f)), "{frames:?}");
     // One tick at once, then one per interval: six ticks cannot arrive before five intervals passed.
-    assert!(
-        elapsed >= Duration::from_millis(500),
-        "6 ticks in {elapsed:?}"
-    );
+    assert!(elapsed >= Duration::from_millis(500), "6 ticks in {elapsed:?}");
     let times: Vec<u64> = frames.iter().map(|f| tick_ms(f)).collect();
-    assert!(
-        times.windows(2).all(|w| w[0] <= w[1] || w[0] > 86_000_000),
-        "in order: {times:?}"
-    );
+    assert!(times.windows(2).all(|w| w[0] <= w[1] || w[0] > 86_000_000), "in order: {times:?}");
 }
 
 #[test]
@@ -104,10 +87,7 @@ fn a_client_that_hangs_up_without_sending_is_reaped() {
     server.wait_for_log(&format!("stream from {me} opened"));
     drop(stream);
     let line = server.wait_for_log(&format!("stream from {me} closed"));
-    assert!(
-        line.contains("1 events sent") && line.contains("(peer closed;"),
-        "{line}"
-    );
+    assert!(line.contains("1 events sent") && line.contains("(peer closed;"), "{line}");
 }
 
 #[test]
@@ -118,37 +98,24 @@ fn a_client_that_resets_is_reaped() {
     read_until(&mut reader, |b| count_frames(b) >= 1);
     let me = stream.local_addr().unwrap();
     // SO_LINGER 0: close sends RST instead of FIN.
-    socket2::SockRef::from(&stream)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
+    socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO)).unwrap();
     drop(stream);
     drop(reader);
     let line = server.wait_for_log(&format!("stream from {me} closed"));
-    assert!(
-        line.contains("(peer reset;") || line.contains("(peer closed;"),
-        "{line}"
-    );
+    assert!(line.contains("(peer reset;") || line.contains("(peer closed;"), "{line}");
 }
 
 #[test]
 fn a_slow_reader_gets_whole_frames_in_order_and_skipped_ticks_are_counted() {
     // A tick every millisecond into a client with a tiny receive buffer that does not read: the kernel
     // buffers fill, writes stop short or would block, and ticks must be skipped, not piled up.
-    let server = Server::start(&[
-        "--interval-ms",
-        "1",
-        "--send-buffer-bytes",
-        "4096",
-        "--log-level",
-        "debug",
-    ]);
+    let server =
+        Server::start(&["--interval-ms", "1", "--send-buffer-bytes", "4096", "--log-level", "debug"]);
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.set_recv_buffer_size(2048).unwrap();
     socket.connect(&server.addr.into()).unwrap();
     let mut stream: TcpStream = socket.into();
-    stream
-        .write_all(b"GET /home/events HTTP/1.1\r\nHost: test\r\n\r\n")
-        .unwrap();
+    stream.write_all(b"GET /home/events HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
     let me = stream.local_addr().unwrap();
     // Not reading until the server says it had to skip a tick for us because bytes were still unsent.
     server.wait_for_log(&format!("{me}: tick skipped"));
@@ -162,30 +129,12 @@ fn a_slow_reader_gets_whole_frames_in_order_and_skipped_ticks_are_counted() {
         assert!(is_tick(frame), "a torn or interleaved frame: {frame:?}");
     }
     let times: Vec<u64> = frames[..whole].iter().map(|f| tick_ms(f)).collect();
-    assert!(
-        times.windows(2).all(|w| w[0] <= w[1] || w[0] > 86_000_000),
-        "frames out of order"
-    );
+    assert!(times.windows(2).all(|w| w[0] <= w[1] || w[0] > 86_000_000), "frames out of order");
     drop(stream);
     let line = server.wait_for_log(&format!("stream from {me} closed"));
-    let skipped: u64 = line
-        .split(" skipped")
-        .next()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(
-        skipped > 0,
-        "ticks were skipped while the client did not read: {line}"
-    );
-    eprintln!(
-        "read {} frames in {:?} after the stall; {line}",
-        frames.len(),
-        started.elapsed()
-    );
+    let skipped: u64 = line.split(" skipped").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(skipped > 0, "ticks were skipped while the client did not read: {line}");
+    eprintln!("read {} frames in {:?} after the stall; {line}", frames.len(), started.elapsed());
 }
 
 #[test]
@@ -226,10 +175,7 @@ fn curl_receives_ticks() {
     let _ = curl.kill();
     let _ = curl.wait();
     assert_eq!(lines.len(), 3, "{lines:?}");
-    assert!(
-        lines.iter().all(|l| is_tick(&format!("{l}\n\n"))),
-        "{lines:?}"
-    );
+    assert!(lines.iter().all(|l| is_tick(&format!("{l}\n\n"))), "{lines:?}");
 }
 
 #[test]

@@ -90,10 +90,7 @@ impl ConnKey {
 
     /// The key a token was made from.
     pub fn from_token(token: Token) -> ConnKey {
-        ConnKey {
-            slot: token.0 as u32,
-            generation: (token.0 >> 32) as u32,
-        }
+        ConnKey { slot: token.0 as u32, generation: (token.0 >> 32) as u32 }
     }
 }
 
@@ -150,10 +147,7 @@ impl Shared {
 pub enum State {
     /// Waiting for a request head. `head_started` tells a head in progress (deadline: the request
     /// timeout) from an idle connection (deadline: the keep-alive or first-byte timeout).
-    ReadingRequest {
-        deadline: Instant,
-        head_started: bool,
-    },
+    ReadingRequest { deadline: Instant, head_started: bool },
     /// An event stream.
     Streaming(Stream),
     /// Writing the last response, then the write side is shut.
@@ -206,10 +200,7 @@ impl Connection {
             socket,
             peer,
             key,
-            state: State::ReadingRequest {
-                deadline: now + config.request_timeout(),
-                head_started: false,
-            },
+            state: State::ReadingRequest { deadline: now + config.request_timeout(), head_started: false },
             inbuf: Vec::new(),
             outbox: Outbox::default(),
             readable: false,
@@ -281,13 +272,8 @@ impl Connection {
             return Next::Wait; // not due (the timer was re-armed meanwhile)
         }
         match &mut self.state {
-            State::ReadingRequest {
-                head_started: false,
-                ..
-            } => Next::Close(CloseReason::IdleTimeout),
-            State::ReadingRequest {
-                head_started: true, ..
-            } => {
+            State::ReadingRequest { head_started: false, .. } => Next::Close(CloseReason::IdleTimeout),
+            State::ReadingRequest { head_started: true, .. } => {
                 log::warn!(
                     "{}: 408 request head not complete within {:?}",
                     self.peer,
@@ -324,8 +310,7 @@ impl Connection {
         if self.outbox.is_empty() {
             shared.frame.clear();
             sse::write_tick(&mut shared.frame, &clock::time_of_day(SystemTime::now()));
-            if let Flush::Failed(error) = self.outbox.write_through(&mut self.socket, &shared.frame)
-            {
+            if let Flush::Failed(error) = self.outbox.write_through(&mut self.socket, &shared.frame) {
                 return Next::Close(close_reason(&error));
             }
             stream.events += 1;
@@ -334,11 +319,7 @@ impl Connection {
         } else {
             stream.skipped += 1;
             shared.counters.ticks_skipped += 1;
-            log::debug!(
-                "{}: tick skipped, {} bytes still unsent",
-                self.peer,
-                self.outbox.pending_bytes()
-            );
+            log::debug!("{}: tick skipped, {} bytes still unsent", self.peer, self.outbox.pending_bytes());
         }
         let (next, missed) = next_on_grid(due, interval, now);
         stream.next_tick = Some(next);
@@ -387,9 +368,7 @@ impl Connection {
                 ReadResult::Eof => {
                     // The client half-closed after its requests; it may still read the answers.
                     self.readable = false;
-                    self.state = State::Draining {
-                        deadline: now + shared.config.request_timeout(),
-                    };
+                    self.state = State::Draining { deadline: now + shared.config.request_timeout() };
                     return Next::Wait;
                 }
                 ReadResult::Failed(reason) => return Next::Close(reason),
@@ -424,10 +403,7 @@ impl Connection {
                     } else {
                         shared.config.keepalive_timeout()
                     };
-                    self.state = State::ReadingRequest {
-                        deadline: now + wait,
-                        head_started,
-                    };
+                    self.state = State::ReadingRequest { deadline: now + wait, head_started };
                 }
             }
         }
@@ -438,10 +414,7 @@ impl Connection {
 
     /// The first bytes of a head arrived: from now on it has the request timeout to complete.
     fn note_head_started(&mut self, config: &Config, now: Instant) {
-        if let State::ReadingRequest {
-            deadline,
-            head_started,
-        } = &mut self.state
+        if let State::ReadingRequest { deadline, head_started } = &mut self.state
             && !*head_started
         {
             *head_started = true;
@@ -453,9 +426,7 @@ impl Connection {
     fn answer(&mut self, request: &Request, shared: &mut Shared, now: Instant) {
         shared.counters.requests += 1;
         let persistence = if request.keep_alive && !request.has_body() && !self.over_capacity {
-            Persistence::KeepAlive {
-                http10: request.minor_version == 0,
-            }
+            Persistence::KeepAlive { http10: request.minor_version == 0 }
         } else {
             // A body we do not read must not be parsed as the next request: close after answering.
             Persistence::Close
@@ -477,11 +448,7 @@ impl Connection {
                 });
                 shared.counters.streams_opened += 1;
                 shared.counters.ticks_sent += 1;
-                log::info!(
-                    "stream from {} opened ({} open)",
-                    self.peer,
-                    shared.open_streams()
-                );
+                log::info!("stream from {} opened ({} open)", self.peer, shared.open_streams());
             }
             Route::EventStream { head_only: true } => {
                 let mut out = Vec::with_capacity(256);
@@ -500,37 +467,23 @@ impl Connection {
                 if !head_only {
                     self.outbox.push_shared(file.body.clone());
                 }
-                log::debug!(
-                    "{}: {} -> 200 ({} bytes)",
-                    self.peer,
-                    request.target,
-                    file.body.len()
-                );
+                log::debug!("{}: {} -> 200 ({} bytes)", self.peer, request.target, file.body.len());
                 if persistence == Persistence::Close {
                     self.start_draining(&shared.config, now);
                 }
             }
             Route::StreamOverCapacity => {
-                let retry = shared
-                    .jitter
-                    .between(OVER_CAPACITY_RETRY_MS.0, OVER_CAPACITY_RETRY_MS.1);
+                let retry = shared.jitter.between(OVER_CAPACITY_RETRY_MS.0, OVER_CAPACITY_RETRY_MS.1);
                 let mut out = Vec::with_capacity(256);
                 response::event_stream_head(&mut out, date);
-                sse::write_comment(
-                    &mut out,
-                    "the server is at its connection limit; come back later",
-                );
+                sse::write_comment(&mut out, "the server is at its connection limit; come back later");
                 sse::write_retry(&mut out, retry);
                 self.outbox.push_owned(out);
                 self.start_draining(&shared.config, now);
                 shared.counters.over_capacity += 1;
                 log::debug!("{}: over capacity, told to retry in {retry} ms", self.peer);
             }
-            Route::Refuse {
-                status,
-                reason,
-                allow,
-            } => {
+            Route::Refuse { status, reason, allow } => {
                 let head_only = request.method == request::Method::Head;
                 match status {
                     404 | 405 => {
@@ -556,15 +509,7 @@ impl Connection {
             RequestError::HeadTooLarge => "request head too large",
             RequestError::VersionNotSupported => "only HTTP/1.0 and HTTP/1.1 are served",
         };
-        self.refuse(
-            shared,
-            now,
-            error.status(),
-            reason,
-            None,
-            false,
-            Persistence::Close,
-        );
+        self.refuse(shared, now, error.status(), reason, None, false, Persistence::Close);
     }
 
     /// Queues a short plain-text error answer; closes after it unless `persistence` keeps the connection.
@@ -588,11 +533,7 @@ impl Connection {
             extra.push(("Retry-After", OVER_CAPACITY_RETRY_AFTER_S));
         }
         // Only a 404 or 405 leaves the request stream in a known state; after anything else, close.
-        let persistence = if matches!(status, 404 | 405) {
-            persistence
-        } else {
-            Persistence::Close
-        };
+        let persistence = if matches!(status, 404 | 405) { persistence } else { Persistence::Close };
         let mut out = Vec::with_capacity(256);
         response::plain(
             &mut out,
@@ -610,9 +551,7 @@ impl Connection {
     }
 
     fn start_draining(&mut self, config: &Config, now: Instant) {
-        self.state = State::Draining {
-            deadline: now + config.request_timeout(),
-        };
+        self.state = State::Draining { deadline: now + config.request_timeout() };
     }
 
     /// Bytes buffered after the request that ended reading: counted as stream input, then dropped.
@@ -670,9 +609,7 @@ impl Connection {
         if matches!(self.state, State::Draining { .. }) && self.outbox.is_empty() {
             // The FIN tells the client the response is complete; we read until its EOF (lingering).
             let _ = self.socket.shutdown(Shutdown::Write);
-            self.state = State::Lingering {
-                deadline: now + LINGER,
-            };
+            self.state = State::Lingering { deadline: now + LINGER };
             if self.read_and_discard() == Next::Close(CloseReason::Finished) {
                 return Err(CloseReason::Finished);
             }
@@ -728,9 +665,9 @@ fn read_some(socket: &mut TcpStream, buf: &mut [u8]) -> ReadResult {
 /// Resets, aborts and broken pipes are a peer leaving, not a server fault.
 fn close_reason(error: &io::Error) -> CloseReason {
     match error.kind() {
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::BrokenPipe => CloseReason::PeerReset,
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => {
+            CloseReason::PeerReset
+        }
         kind => CloseReason::IoError(kind),
     }
 }
@@ -742,29 +679,14 @@ mod tests {
     #[test]
     fn tokens_round_trip_slot_and_generation() {
         for key in [
-            ConnKey {
-                slot: 0,
-                generation: 0,
-            },
-            ConnKey {
-                slot: 5,
-                generation: 1,
-            },
-            ConnKey {
-                slot: u32::MAX - 1,
-                generation: u32::MAX,
-            },
+            ConnKey { slot: 0, generation: 0 },
+            ConnKey { slot: 5, generation: 1 },
+            ConnKey { slot: u32::MAX - 1, generation: u32::MAX },
         ] {
             assert_eq!(ConnKey::from_token(key.token()), key);
         }
-        let a = ConnKey {
-            slot: 5,
-            generation: 1,
-        };
-        let b = ConnKey {
-            slot: 5,
-            generation: 2,
-        };
+        let a = ConnKey { slot: 5, generation: 1 };
+        let b = ConnKey { slot: 5, generation: 2 };
         assert_ne!(a.token(), b.token(), "a reused slot gets a new token");
     }
 
@@ -778,9 +700,6 @@ mod tests {
         // More than an interval late: the missed grid points are skipped and counted, the phase kept.
         assert_eq!(next_on_grid(t0, ms(100), t0 + ms(100)), (t0 + ms(200), 1));
         assert_eq!(next_on_grid(t0, ms(100), t0 + ms(250)), (t0 + ms(300), 2));
-        assert_eq!(
-            next_on_grid(t0, ms(1), t0 + ms(1000)),
-            (t0 + ms(1001), 1000)
-        );
+        assert_eq!(next_on_grid(t0, ms(1), t0 + ms(1000)), (t0 + ms(1001), 1000));
     }
 }

@@ -70,8 +70,7 @@ impl Outbox {
     /// Queues bytes this connection owns, without writing.
     pub fn push_owned(&mut self, bytes: Vec<u8>) {
         if !bytes.is_empty() {
-            self.chunks
-                .push_back(Chunk::Owned(bytes.into_boxed_slice()));
+            self.chunks.push_back(Chunk::Owned(bytes.into_boxed_slice()));
         }
     }
 
@@ -206,12 +205,7 @@ mod tests {
     fn partial_writes_lose_nothing_and_keep_order() {
         for step in 1..9 {
             for block_every in 2..6 {
-                let mut out = Stingy {
-                    taken: Vec::new(),
-                    step,
-                    calls: 0,
-                    block_every,
-                };
+                let mut out = Stingy { taken: Vec::new(), step, calls: 0, block_every };
                 let mut outbox = Outbox::default();
                 let mut expected = Vec::new();
                 let shared: Rc<[u8]> = Rc::from(&b"<shared body>"[..]);
@@ -244,24 +238,13 @@ mod tests {
 
     #[test]
     fn write_through_queues_behind_pending_bytes() {
-        let mut out = Stingy {
-            taken: Vec::new(),
-            step: 3,
-            calls: 0,
-            block_every: 2,
-        };
+        let mut out = Stingy { taken: Vec::new(), step: 3, calls: 0, block_every: 2 };
         let mut outbox = Outbox::default();
-        assert!(matches!(
-            outbox.write_through(&mut out, b"abcdef"),
-            Flush::WouldBlock
-        ));
+        assert!(matches!(outbox.write_through(&mut out, b"abcdef"), Flush::WouldBlock));
         assert_eq!(out.taken, b"abc");
         assert_eq!(outbox.pending_bytes(), 3);
         // Pending bytes exist, so new bytes must queue behind them and not be written first.
-        assert!(matches!(
-            outbox.write_through(&mut out, b"XYZ"),
-            Flush::WouldBlock
-        ));
+        assert!(matches!(outbox.write_through(&mut out, b"XYZ"), Flush::WouldBlock));
         assert_eq!(out.taken, b"abc", "nothing jumps the queue");
         assert_eq!(outbox.pending_bytes(), 6);
         while !matches!(outbox.flush(&mut out), Flush::Done) {}
@@ -272,10 +255,7 @@ mod tests {
     fn a_fast_writer_needs_no_queue() {
         let mut out = Vec::new();
         let mut outbox = Outbox::default();
-        assert!(matches!(
-            outbox.write_through(&mut out, b"data: x\n\n"),
-            Flush::Done
-        ));
+        assert!(matches!(outbox.write_through(&mut out, b"data: x\n\n"), Flush::Done));
         assert!(outbox.is_empty());
         assert_eq!(out, b"data: x\n\n");
     }

@@ -27,9 +27,7 @@ pub struct Limits {
 impl Default for Limits {
     /// 8 KiB, as nginx's `large_client_header_buffers` and most servers default to.
     fn default() -> Self {
-        Limits {
-            max_head_bytes: 8 * 1024,
-        }
+        Limits { max_head_bytes: 8 * 1024 }
     }
 }
 
@@ -143,11 +141,7 @@ pub fn parse(buf: &[u8], scanned: usize, limits: Limits) -> Result<Parse, Reques
 
 /// A head still incomplete must still fit the limit.
 fn check_partial_size(buf: &[u8], limits: Limits) -> Result<Parse, RequestError> {
-    if buf.len() <= limits.max_head_bytes {
-        Ok(Parse::Partial)
-    } else {
-        Err(too_large(buf, limits))
-    }
+    if buf.len() <= limits.max_head_bytes { Ok(Parse::Partial) } else { Err(too_large(buf, limits)) }
 }
 
 /// Which limit a head over `max_head_bytes` broke: the request line alone (414), or the head (431).
@@ -161,9 +155,10 @@ fn too_large(buf: &[u8], limits: Limits) -> RequestError {
 
 /// Whether `bytes` holds an empty line (`\n\n` or `\n\r\n`), the only way a head can end.
 fn contains_blank_line(bytes: &[u8]) -> bool {
-    bytes.windows(2).enumerate().any(|(i, w)| {
-        w[0] == b'\n' && (w[1] == b'\n' || (w[1] == b'\r' && bytes.get(i + 2) == Some(&b'\n')))
-    })
+    bytes
+        .windows(2)
+        .enumerate()
+        .any(|(i, w)| w[0] == b'\n' && (w[1] == b'\n' || (w[1] == b'\r' && bytes.get(i + 2) == Some(&b'\n'))))
 }
 
 fn map_httparse_error(error: httparse::Error) -> RequestError {
@@ -182,8 +177,7 @@ fn map_httparse_error(error: httparse::Error) -> RequestError {
 /// Pulls what the server acts on out of a complete `httparse` request, rejecting the header shapes that
 /// make framing ambiguous.
 fn interpret(req: &httparse::Request<'_, '_>) -> Result<Request, RequestError> {
-    let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version)
-    else {
+    let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version) else {
         return Err(RequestError::Malformed("incomplete request line"));
     };
     let method = match method {
@@ -221,14 +215,10 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<Request, RequestError> {
     }
     // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without exactly one Host header.
     if hosts > 1 || (hosts == 0 && minor_version == 1) {
-        return Err(RequestError::Malformed(
-            "HTTP/1.1 needs exactly one Host header",
-        ));
+        return Err(RequestError::Malformed("HTTP/1.1 needs exactly one Host header"));
     }
     if has_transfer_encoding && content_length.is_some() {
-        return Err(RequestError::Malformed(
-            "both Content-Length and Transfer-Encoding",
-        ));
+        return Err(RequestError::Malformed("both Content-Length and Transfer-Encoding"));
     }
     Ok(Request {
         method,
@@ -247,39 +237,26 @@ fn parse_content_length(value: &[u8]) -> Result<u64, RequestError> {
     if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
         return Err(bad);
     }
-    value
-        .iter()
-        .try_fold(0u64, |n, d| {
-            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-        })
-        .ok_or(bad)
+    value.iter().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0'))).ok_or(bad)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const LIMITS: Limits = Limits {
-        max_head_bytes: 8 * 1024,
-    };
+    const LIMITS: Limits = Limits { max_head_bytes: 8 * 1024 };
 
     fn complete(raw: &[u8]) -> (Request, usize) {
         match parse(raw, 0, LIMITS) {
             Ok(Parse::Complete { request, head_len }) => (request, head_len),
-            other => panic!(
-                "expected a complete head for {:?}, got {other:?}",
-                String::from_utf8_lossy(raw)
-            ),
+            other => panic!("expected a complete head for {:?}, got {other:?}", String::from_utf8_lossy(raw)),
         }
     }
 
     fn error(raw: &[u8]) -> RequestError {
         match parse(raw, 0, LIMITS) {
             Err(e) => e,
-            other => panic!(
-                "expected an error for {:?}, got {other:?}",
-                String::from_utf8_lossy(raw)
-            ),
+            other => panic!("expected an error for {:?}, got {other:?}", String::from_utf8_lossy(raw)),
         }
     }
 
@@ -304,18 +281,11 @@ mod tests {
     fn every_split_point_of_a_request_gives_the_same_result() {
         let whole = complete(BROWSER);
         for split in 0..BROWSER.len() {
-            assert_eq!(
-                parse(&BROWSER[..split], 0, LIMITS),
-                Ok(Parse::Partial),
-                "first {split} bytes"
-            );
+            assert_eq!(parse(&BROWSER[..split], 0, LIMITS), Ok(Parse::Partial), "first {split} bytes");
             let resumed = parse(BROWSER, split, LIMITS);
             assert_eq!(
                 resumed,
-                Ok(Parse::Complete {
-                    request: whole.0.clone(),
-                    head_len: whole.1
-                }),
+                Ok(Parse::Complete { request: whole.0.clone(), head_len: whole.1 }),
                 "split {split}"
             );
         }
@@ -326,11 +296,7 @@ mod tests {
         let raw = b"GET / HTTP/1.1\nHost: x\n\n";
         let mut scanned = 0;
         for end in 1..raw.len() {
-            assert_eq!(
-                parse(&raw[..end], scanned, LIMITS),
-                Ok(Parse::Partial),
-                "first {end} bytes"
-            );
+            assert_eq!(parse(&raw[..end], scanned, LIMITS), Ok(Parse::Partial), "first {end} bytes");
             scanned = end;
         }
         let (request, len) = match parse(raw, scanned, LIMITS) {
@@ -354,24 +320,13 @@ mod tests {
     fn keep_alive_follows_the_version_and_connection_header() {
         let cases: [(&[u8], bool); 5] = [
             (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", true),
-            (
-                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n",
-                false,
-            ),
-            (
-                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade, close\r\n\r\n",
-                false,
-            ),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n", false),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade, close\r\n\r\n", false),
             (b"GET / HTTP/1.0\r\n\r\n", false),
             (b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true),
         ];
         for (raw, keep_alive) in cases {
-            assert_eq!(
-                complete(raw).0.keep_alive,
-                keep_alive,
-                "{}",
-                String::from_utf8_lossy(raw)
-            );
+            assert_eq!(complete(raw).0.keep_alive, keep_alive, "{}", String::from_utf8_lossy(raw));
         }
     }
 
@@ -382,18 +337,17 @@ mod tests {
             (request.method, request.content_length, request.has_body()),
             (Method::Post, Some(12), true)
         );
-        let (request, _) =
-            complete(b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let (request, _) = complete(b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert!(request.has_transfer_encoding && request.has_body());
     }
 
     #[test]
     fn malformed_heads_are_refused_with_the_right_status() {
         let cases: [(&[u8], u16); 10] = [
-            (b"GET / HTTP/1.1\r\n\r\n", 400),                        // no Host
-            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),   // two Hosts
-            (b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n", 400),              // bad method token
-            (b"GET / HTTP/1.1\r\nHo st: x\r\n\r\n", 400),             // bad header name
+            (b"GET / HTTP/1.1\r\n\r\n", 400),                       // no Host
+            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400), // two Hosts
+            (b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n", 400),            // bad method token
+            (b"GET / HTTP/1.1\r\nHo st: x\r\n\r\n", 400),           // bad header name
             (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
             (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
             (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", 400),
@@ -402,12 +356,7 @@ mod tests {
             (b"\x00\x01\x02\n\n", 400),
         ];
         for (raw, status) in cases {
-            assert_eq!(
-                error(raw).status(),
-                status,
-                "{}",
-                String::from_utf8_lossy(raw)
-            );
+            assert_eq!(error(raw).status(), status, "{}", String::from_utf8_lossy(raw));
         }
     }
 
@@ -416,11 +365,7 @@ mod tests {
         let long_line = format!("GET /{} HTTP/1.1\r\n", "a".repeat(9000));
         assert_eq!(error(long_line.as_bytes()), RequestError::UriTooLong);
         let whole = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000));
-        assert_eq!(
-            error(whole.as_bytes()),
-            RequestError::UriTooLong,
-            "complete, but its line is too long"
-        );
+        assert_eq!(error(whole.as_bytes()), RequestError::UriTooLong, "complete, but its line is too long");
         let long_head = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n", "a".repeat(9000));
         assert_eq!(error(long_head.as_bytes()), RequestError::HeadTooLarge);
         let mut many = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
@@ -430,13 +375,7 @@ mod tests {
         many.push_str("\r\n");
         assert_eq!(error(many.as_bytes()), RequestError::HeadTooLarge);
         // Just under the limit is fine.
-        let fits = format!(
-            "GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n",
-            "a".repeat(8000)
-        );
-        assert!(matches!(
-            parse(fits.as_bytes(), 0, LIMITS),
-            Ok(Parse::Complete { .. })
-        ));
+        let fits = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n", "a".repeat(8000));
+        assert!(matches!(parse(fits.as_bytes(), 0, LIMITS), Ok(Parse::Complete { .. })));
     }
 }

@@ -39,11 +39,7 @@ pub fn reason(status: u16) -> &'static str {
 
 /// Appends the status line and the `Date` header.
 pub fn start(out: &mut Vec<u8>, status: u16, date: &str) {
-    let _ = write!(
-        out,
-        "HTTP/1.1 {status} {}\r\nDate: {date}\r\n",
-        reason(status)
-    );
+    let _ = write!(out, "HTTP/1.1 {status} {}\r\nDate: {date}\r\n", reason(status));
 }
 
 /// Appends one header line.
@@ -122,53 +118,23 @@ mod tests {
     #[test]
     fn plain_answer_with_extra_header_and_close() {
         let mut out = Vec::new();
-        plain(
-            &mut out,
-            DATE,
-            405,
-            "use GET",
-            &[("Allow", "GET, HEAD")],
-            false,
-            Persistence::Close,
-        );
+        plain(&mut out, DATE, 405, "use GET", &[("Allow", "GET, HEAD")], false, Persistence::Close);
         let text = String::from_utf8(out).unwrap();
-        assert!(
-            text.starts_with("HTTP/1.1 405 Method Not Allowed\r\nDate: "),
-            "{text}"
-        );
+        assert!(text.starts_with("HTTP/1.1 405 Method Not Allowed\r\nDate: "), "{text}");
         assert!(text.contains("\r\nAllow: GET, HEAD\r\n"), "{text}");
         assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
-        assert!(
-            text.ends_with("\r\n\r\n405 Method Not Allowed: use GET\n"),
-            "{text}"
-        );
+        assert!(text.ends_with("\r\n\r\n405 Method Not Allowed: use GET\n"), "{text}");
         let body_len = "405 Method Not Allowed: use GET\n".len();
-        assert!(
-            text.contains(&format!("Content-Length: {body_len}\r\n")),
-            "{text}"
-        );
+        assert!(text.contains(&format!("Content-Length: {body_len}\r\n")), "{text}");
     }
 
     #[test]
     fn head_only_keeps_the_length_but_drops_the_body() {
         let mut out = Vec::new();
-        plain(
-            &mut out,
-            DATE,
-            404,
-            "no such file",
-            &[],
-            true,
-            Persistence::KeepAlive { http10: true },
-        );
+        plain(&mut out, DATE, 404, "no such file", &[], true, Persistence::KeepAlive { http10: true });
         let text = String::from_utf8(out).unwrap();
         let len = "404 Not Found: no such file\n".len();
-        assert!(
-            text.contains(&format!(
-                "Content-Length: {len}\r\nConnection: keep-alive\r\n\r\n"
-            )),
-            "{text}"
-        );
+        assert!(text.contains(&format!("Content-Length: {len}\r\nConnection: keep-alive\r\n\r\n")), "{text}");
         assert!(text.ends_with("\r\n\r\n"), "{text}");
     }
 }

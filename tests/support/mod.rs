@@ -42,18 +42,12 @@ impl Server {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
         if !args.contains(&"--static-dir") && dir.is_none() {
-            cmd.args([
-                "--static-dir",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/static"),
-            ]);
+            cmd.args(["--static-dir", concat!(env!("CARGO_MANIFEST_DIR"), "/static")]);
         }
         if let Some(dir) = dir {
             cmd.current_dir(dir);
         }
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start the mio-sse binary");
         let stderr = child.stderr.take().expect("piped stderr");
         let log = Arc::new(Log::default());
@@ -68,23 +62,10 @@ impl Server {
                 sink.grew.notify_all();
             }
         });
-        let mut server = Server {
-            child,
-            addr: "0.0.0.0:0".parse().unwrap(),
-            log,
-        };
+        let mut server = Server { child, addr: "0.0.0.0:0".parse().unwrap(), log };
         let line = server.wait_for_log("listening on http://");
-        let addr = line
-            .rsplit("http://")
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap();
-        server.addr = addr
-            .trim_end_matches('/')
-            .parse()
-            .expect("address in the listening line");
+        let addr = line.rsplit("http://").next().unwrap().split_whitespace().next().unwrap();
+        server.addr = addr.trim_end_matches('/').parse().expect("address in the listening line");
         server
     }
 
@@ -112,10 +93,7 @@ impl Server {
             }
             let now = Instant::now();
             if now >= deadline {
-                panic!(
-                    "no log line {what:?} within {PATIENCE:?}; log:\n{}",
-                    lines.join("\n")
-                );
+                panic!("no log line {what:?} within {PATIENCE:?}; log:\n{}", lines.join("\n"));
             }
             lines = self.log.grew.wait_timeout(lines, deadline - now).unwrap().0;
         }
@@ -132,9 +110,7 @@ impl Server {
     pub fn open_stream(&self) -> TcpStream {
         let mut stream = self.connect();
         stream
-            .write_all(
-                b"GET /home/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n",
-            )
+            .write_all(b"GET /home/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n")
             .unwrap();
         stream
     }
@@ -153,9 +129,7 @@ impl Server {
 
     /// Number of open file descriptors of the server process.
     pub fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
-            .unwrap()
-            .count()
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).unwrap().count()
     }
 }
 
@@ -174,20 +148,13 @@ pub fn read_until(stream: &mut TcpStream, done: impl Fn(&[u8]) -> bool) -> Vec<u
     let mut buf = [0u8; 16 * 1024];
     while !done(&got) {
         let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            !left.is_zero(),
-            "timed out; read so far: {:?}",
-            String::from_utf8_lossy(&got)
-        );
+        assert!(!left.is_zero(), "timed out; read so far: {:?}", String::from_utf8_lossy(&got));
         stream.set_read_timeout(Some(left)).unwrap();
         match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => got.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => panic!(
-                "read failed: {e}; read so far: {:?}",
-                String::from_utf8_lossy(&got)
-            ),
+            Err(e) => panic!("read failed: {e}; read so far: {:?}", String::from_utf8_lossy(&got)),
         }
     }
     got
@@ -219,10 +186,7 @@ pub fn count_frames(bytes: &[u8]) -> usize {
 /// Splits a response into (head, body) at the blank line.
 pub fn split_head(bytes: &[u8]) -> (String, Vec<u8>) {
     let end = find(bytes, b"\r\n\r\n").expect("a complete response head");
-    (
-        String::from_utf8_lossy(&bytes[..end + 4]).into_owned(),
-        bytes[end + 4..].to_vec(),
-    )
+    (String::from_utf8_lossy(&bytes[..end + 4]).into_owned(), bytes[end + 4..].to_vec())
 }
 
 /// Sends one raw request on a fresh connection and reads the whole answer (the server closes after it,
@@ -235,10 +199,7 @@ pub fn exchange(server: &Server, raw: &[u8]) -> Vec<u8> {
 
 /// True if `frame` is exactly a tick: `data: HH:MM:SS.mmm` and a blank line.
 pub fn is_tick(frame: &str) -> bool {
-    let Some(time) = frame
-        .strip_prefix("data: ")
-        .and_then(|f| f.strip_suffix("\n\n"))
-    else {
+    let Some(time) = frame.strip_prefix("data: ").and_then(|f| f.strip_suffix("\n\n")) else {
         return false;
     };
     let b = time.as_bytes();
