@@ -38,6 +38,46 @@ pub struct Config {
     #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(0..=MAX_MS))]
     pub interval_ms: u64,
 
+    /// The `retry:` (reconnection time, ms) sent at the start of every stream.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(0..=MAX_MS))]
+    pub retry_ms: u64,
+
+    /// Milliseconds of silence on a stream after which a comment line is sent, so proxies and load
+    /// balancers do not cut it as idle. 0 turns heartbeats off.
+    #[arg(long, default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(0..=MAX_MS))]
+    pub heartbeat_ms: u64,
+
+    /// Smallest tick interval a client may ask for with `?interval_ms=` (smaller asks are raised to it).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
+    pub min_interval_ms: u64,
+
+    /// Largest tick payload a client may ask for with `?bytes=` (larger asks are lowered to it).
+    #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(12..=16_777_216))]
+    pub max_payload_bytes: u32,
+
+    /// Largest body `POST /home/events` accepts; larger ones get 413.
+    #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(0..=16_777_216))]
+    pub max_body_bytes: u64,
+
+    /// Published events kept for replay to clients that reconnect with `Last-Event-ID`.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub replay_events: u64,
+
+    /// Bytes of published events kept for replay (the newest event is always kept).
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub replay_bytes: usize,
+
+    /// Lets any peer publish with `Authorization: Bearer TOKEN` (then required from every peer). Without
+    /// it, only loopback peers may publish.
+    #[arg(long)]
+    pub publish_token: Option<String>,
+
+    /// An origin allowed to use the server cross-origin (repeat for several). Its requests get
+    /// `Access-Control-Allow-Origin: ORIGIN` and `Access-Control-Allow-Credentials: true` (for
+    /// `withCredentials`). `*` allows any origin, without credentials.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+
     /// Directory of static files, loaded into memory at start. When it cannot be read, the demo page
     /// built into the binary is served instead.
     #[arg(long, default_value = "static")]
@@ -79,6 +119,11 @@ impl Config {
     /// The tick interval, or `None` when ticks are off.
     pub fn tick_interval(&self) -> Option<Duration> {
         (self.interval_ms > 0).then(|| Duration::from_millis(self.interval_ms))
+    }
+
+    /// The heartbeat's silence threshold, or `None` when heartbeats are off.
+    pub fn heartbeat(&self) -> Option<Duration> {
+        (self.heartbeat_ms > 0).then(|| Duration::from_millis(self.heartbeat_ms))
     }
 
     pub fn request_timeout(&self) -> Duration {

@@ -28,6 +28,7 @@ pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod http;
+pub mod hub;
 pub mod jitter;
 pub mod metrics;
 pub mod routes;

@@ -1,11 +1,13 @@
-//! The server's counters: plain integers, bumped on the loop's thread, read for the log and tests.
+//! The server's figures: counters, gauges, close reasons, and their Prometheus text exposition.
 //!
-//! Kept in one struct so that every figure the server reports has one name and one place that changes
-//! it. Counters only grow; gauges (open connections, streams) are read from the live tables instead.
+//! Every figure has one name (the constants in [`render`]'s table, all under the `mio_sse_` prefix, with
+//! `_total` on counters, `_bytes` on byte counts, as Prometheus naming asks) and one place that changes it.
+//! Counters only grow; gauges are kept current by the loop in O(1) per change, so a scrape never walks
+//! the connection table.
 
-use std::fmt;
+use std::fmt::{self, Write};
 
-/// Why a connection was closed, for the log and for counting.
+/// Why a connection was closed, for the log and for `mio_sse_closed_total{reason=...}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
     /// The peer closed its side (read returned 0).
@@ -22,6 +24,51 @@ pub enum CloseReason {
     Finished,
     /// A stream's client kept sending bytes past the limit.
     TooMuchInput,
+    /// A stream fell so far behind that events it had not sent left the replay ring: it is closed, and
+    /// its client comes back with `Last-Event-ID` to learn what it lost.
+    FellBehind,
+}
+
+impl CloseReason {
+    /// Every reason, in the order of [`CloseReason::index`].
+    pub const ALL: [CloseReason; 8] = [
+        CloseReason::PeerClosed,
+        CloseReason::PeerReset,
+        CloseReason::IoError(std::io::ErrorKind::Other),
+        CloseReason::IdleTimeout,
+        CloseReason::WriteTimeout,
+        CloseReason::Finished,
+        CloseReason::TooMuchInput,
+        CloseReason::FellBehind,
+    ];
+
+    /// A position in [`CloseReason::ALL`], for counting.
+    pub fn index(self) -> usize {
+        match self {
+            CloseReason::PeerClosed => 0,
+            CloseReason::PeerReset => 1,
+            CloseReason::IoError(_) => 2,
+            CloseReason::IdleTimeout => 3,
+            CloseReason::WriteTimeout => 4,
+            CloseReason::Finished => 5,
+            CloseReason::TooMuchInput => 6,
+            CloseReason::FellBehind => 7,
+        }
+    }
+
+    /// The label value in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseReason::PeerClosed => "peer_closed",
+            CloseReason::PeerReset => "peer_reset",
+            CloseReason::IoError(_) => "io_error",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::WriteTimeout => "write_timeout",
+            CloseReason::Finished => "finished",
+            CloseReason::TooMuchInput => "too_much_input",
+            CloseReason::FellBehind => "fell_behind",
+        }
+    }
 }
 
 impl fmt::Display for CloseReason {
@@ -34,6 +81,7 @@ impl fmt::Display for CloseReason {
             CloseReason::WriteTimeout => f.write_str("write timeout"),
             CloseReason::Finished => f.write_str("finished"),
             CloseReason::TooMuchInput => f.write_str("too much input on a stream"),
+            CloseReason::FellBehind => f.write_str("fell behind the replay buffer"),
         }
     }
 }
@@ -47,16 +95,124 @@ pub struct Counters {
     pub refused_at_accept: u64,
     /// Requests answered "come back later" because the server was at its cap.
     pub over_capacity: u64,
+    /// Connections closed, by [`CloseReason::index`].
+    pub closed: [u64; CloseReason::ALL.len()],
     /// Event streams started.
     pub streams_opened: u64,
     /// Event streams ended, for any reason.
     pub streams_closed: u64,
-    /// Ticks queued for sending.
-    pub ticks_sent: u64,
+    /// Frames handed to streams whole (ticks and published events; heartbeats and comments aside).
+    pub events_sent: u64,
     /// Ticks skipped because the stream still had unsent bytes.
     pub ticks_skipped: u64,
+    /// Heartbeat comments sent.
+    pub heartbeats: u64,
+    /// Events published.
+    pub publishes: u64,
+    /// Published events sent to reconnecting clients from the replay ring.
+    pub replayed: u64,
+    /// Bytes written to sockets.
+    pub bytes_sent: u64,
     /// Requests answered (any status, streams included).
     pub requests: u64,
     /// Requests refused with a 4xx or 5xx status.
     pub errors: u64,
+    /// Turns of the event loop (returns from `poll`).
+    pub loop_turns: u64,
+}
+
+/// Gauges: how things stand now.
+#[derive(Debug, Default, Clone)]
+pub struct Gauges {
+    pub open_connections: u64,
+    pub open_streams: u64,
+    /// Bytes waiting in connections' own outboxes (heads, ticks, partial-write tails).
+    pub write_queue_bytes: u64,
+    pub timer_queue_size: u64,
+    pub replay_events: u64,
+    pub replay_bytes: u64,
+}
+
+/// The Prometheus text exposition (format 0.0.4) of every figure.
+pub fn render(c: &Counters, g: &Gauges) -> String {
+    let counters: [(&str, &str, u64); 13] = [
+        ("mio_sse_accepted_total", "Connections accepted.", c.accepted),
+        (
+            "mio_sse_refused_at_accept_total",
+            "Connections closed at accept: even the overflow slots were full.",
+            c.refused_at_accept,
+        ),
+        (
+            "mio_sse_over_capacity_total",
+            "Requests told to come back later: the server was at its connection limit.",
+            c.over_capacity,
+        ),
+        ("mio_sse_streams_opened_total", "Event streams started.", c.streams_opened),
+        (
+            "mio_sse_events_sent_total",
+            "Events (ticks and published events) handed to streams.",
+            c.events_sent,
+        ),
+        (
+            "mio_sse_ticks_skipped_total",
+            "Ticks skipped because the stream still had unsent bytes.",
+            c.ticks_skipped,
+        ),
+        ("mio_sse_heartbeats_total", "Heartbeat comments sent to silent streams.", c.heartbeats),
+        ("mio_sse_publishes_total", "Events published.", c.publishes),
+        ("mio_sse_replayed_events_total", "Published events replayed to reconnecting clients.", c.replayed),
+        ("mio_sse_sent_bytes_total", "Bytes written to sockets.", c.bytes_sent),
+        ("mio_sse_requests_total", "Requests answered.", c.requests),
+        ("mio_sse_request_errors_total", "Requests refused with a 4xx or 5xx status.", c.errors),
+        ("mio_sse_loop_turns_total", "Turns of the event loop.", c.loop_turns),
+    ];
+    let gauges: [(&str, &str, u64); 6] = [
+        ("mio_sse_open_connections", "Open connections.", g.open_connections),
+        ("mio_sse_open_streams", "Open event streams.", g.open_streams),
+        ("mio_sse_write_queue_bytes", "Bytes waiting in connections' own write queues.", g.write_queue_bytes),
+        ("mio_sse_timer_queue_size", "Armed timers.", g.timer_queue_size),
+        ("mio_sse_replay_buffer_events", "Published events held for replay.", g.replay_events),
+        ("mio_sse_replay_buffer_bytes", "Bytes of published events held for replay.", g.replay_bytes),
+    ];
+    let mut out = String::with_capacity(4096);
+    for (name, help, value) in counters {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");
+    }
+    let name = "mio_sse_closed_total";
+    let _ = write!(out, "# HELP {name} Connections closed, by reason.\n# TYPE {name} counter\n");
+    for reason in CloseReason::ALL {
+        let _ = writeln!(out, "{name}{{reason=\"{}\"}} {}", reason.label(), c.closed[reason.index()]);
+    }
+    for (name, help, value) in gauges {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_has_its_own_slot() {
+        for (i, reason) in CloseReason::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), i);
+        }
+        assert_eq!(CloseReason::IoError(std::io::ErrorKind::TimedOut).index(), 2);
+    }
+
+    #[test]
+    fn exposition_lines_are_well_formed() {
+        let mut c = Counters { accepted: 3, ..Counters::default() };
+        c.closed[CloseReason::PeerClosed.index()] = 2;
+        let text = render(&c, &Gauges { open_streams: 1, ..Gauges::default() });
+        assert!(text.contains("# TYPE mio_sse_accepted_total counter\nmio_sse_accepted_total 3\n"));
+        assert!(text.contains("mio_sse_closed_total{reason=\"peer_closed\"} 2\n"));
+        assert!(text.contains("# TYPE mio_sse_open_streams gauge\nmio_sse_open_streams 1\n"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (name, value) = line.rsplit_once(' ').unwrap();
+            assert!(name.starts_with("mio_sse_"), "{line}");
+            assert!(value.parse::<u64>().is_ok(), "{line}");
+        }
+    }
 }

@@ -1,26 +1,61 @@
 //! The table of endpoints: which request gets which answer. Pure: a request in, a [`Route`] out.
 //!
-//! | path           | methods   | answer                                                          |
-//! |----------------|-----------|-----------------------------------------------------------------|
-//! | `/home/events` | GET       | an event stream (ticks every `--interval-ms`)                   |
-//! | `/home/events` | HEAD      | the event stream's head, no body                                |
-//! | anything else  | GET, HEAD | a file from `--static-dir` (`/` is `index.html`), else 404      |
+//! | path           | method    | answer                                                                |
+//! |----------------|-----------|-----------------------------------------------------------------------|
+//! | `/home/events` | GET       | an event stream; query: `interval_ms`, `bytes`, `last_event_id`       |
+//! | `/home/events` | HEAD      | the event stream's head, no body                                      |
+//! | `/home/events` | POST      | publish the body as one event to every stream; query: `event`         |
+//! | `/metrics`     | GET, HEAD | Prometheus text exposition                                            |
+//! | any            | OPTIONS   | 204, with CORS preflight headers for allowed origins                  |
+//! | anything else  | GET, HEAD | a file from `--static-dir` (`/` is `index.html`), else 404            |
 //!
 //! Other methods get 405 with `Allow`. Over the connection cap, an event-stream request still gets 200,
 //! but only a jittered `retry:` and a close: a browser's `EventSource` treats every other status (503
 //! included) as final and would never come back. Other requests over the cap get 503 with `Retry-After`.
+//!
+//! Who may publish: with `--publish-token`, whoever sends `Authorization: Bearer TOKEN` (401 without the
+//! header, 403 with a wrong token); without it, loopback peers only (403 for others).
 
+use std::time::Duration;
+
+use crate::config::{Config, MAX_MS};
+use crate::http::query;
 use crate::http::request::{Method, Request};
+use crate::http::response::Cors;
+use crate::hub;
 use crate::static_files::{Lookup, StaticFile, StaticFiles};
 
-/// The path of the event stream.
+/// The path of the event stream (and of publishing).
 pub const EVENTS_PATH: &str = "/home/events";
+/// The path of the metrics.
+pub const METRICS_PATH: &str = "/metrics";
+/// Longest event name a publisher may set.
+pub const MAX_EVENT_NAME_LEN: usize = 128;
+/// The shortest tick payload: the time of day itself.
+pub const MIN_PAYLOAD_BYTES: u32 = 12;
+
+/// How one stream is shaped: its own tick interval and payload size, and where it resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Time between ticks; `None` for no ticks.
+    pub interval: Option<Duration>,
+    /// Length of each tick's data: the time of day, then padding.
+    pub payload_bytes: u32,
+    /// The last event the client saw (header `Last-Event-ID`, else query `last_event_id`).
+    pub last_event_id: Option<u64>,
+}
 
 /// What to answer.
 #[derive(Debug)]
 pub enum Route<'a> {
     /// Start an event stream (`head_only` for HEAD: send the head and close).
-    EventStream { head_only: bool },
+    EventStream { head_only: bool, options: StreamOptions },
+    /// Publish the request's body (`content_length` bytes) as one event, named `event` if set.
+    Publish { event: Option<String>, content_length: usize },
+    /// The metrics page.
+    Metrics { head_only: bool },
+    /// `OPTIONS`: 204, with CORS preflight headers for an allowed origin.
+    Preflight,
     /// Send a file.
     File { file: &'a StaticFile, head_only: bool },
     /// The server is at its connection cap; this event-stream request gets `retry:` and a close.
@@ -29,63 +64,193 @@ pub enum Route<'a> {
     Refuse { status: u16, reason: &'static str, allow: Option<&'static str> },
 }
 
-/// Picks the answer for `request`. `over_capacity` is true when the connection was accepted past the cap.
-pub fn route<'a>(request: &Request, files: &'a StaticFiles, over_capacity: bool) -> Route<'a> {
+/// What routing needs to know besides the request.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub files: &'a StaticFiles,
+    pub config: &'a Config,
+    /// The peer is on this machine (127.0.0.0/8 or ::1).
+    pub peer_is_loopback: bool,
+    /// The connection was accepted past `--max-connections`.
+    pub over_capacity: bool,
+}
+
+fn refuse(status: u16, reason: &'static str) -> Route<'static> {
+    Route::Refuse { status, reason, allow: None }
+}
+
+fn not_allowed(reason: &'static str, allow: &'static str) -> Route<'static> {
+    Route::Refuse { status: 405, reason, allow: Some(allow) }
+}
+
+/// Picks the answer for `request`.
+pub fn route<'a>(request: &Request, ctx: Context<'a>) -> Route<'a> {
     let path = request.path();
     let head_only = request.method == Method::Head;
     if request.has_transfer_encoding {
-        return Route::Refuse { status: 501, reason: "Transfer-Encoding is not supported", allow: None };
+        return refuse(501, "Transfer-Encoding is not supported");
+    }
+    if request.method == Method::Options {
+        return Route::Preflight;
     }
     if path == EVENTS_PATH {
         return match request.method {
-            Method::Get | Method::Head if over_capacity => Route::StreamOverCapacity,
-            Method::Get | Method::Head => Route::EventStream { head_only },
-            _ => {
-                Route::Refuse { status: 405, reason: "the event stream takes GET", allow: Some("GET, HEAD") }
-            }
+            Method::Get | Method::Head if ctx.over_capacity => Route::StreamOverCapacity,
+            Method::Get | Method::Head => match stream_options(request, ctx.config) {
+                Ok(options) => Route::EventStream { head_only, options },
+                Err(reason) => refuse(400, reason),
+            },
+            Method::Post if ctx.over_capacity => refuse(503, "the server is at its connection limit"),
+            Method::Post => publish(request, ctx),
+            _ => not_allowed("the event stream takes GET, or POST to publish", "GET, HEAD, POST, OPTIONS"),
         };
     }
-    if over_capacity {
-        return Route::Refuse { status: 503, reason: "the server is at its connection limit", allow: None };
+    if ctx.over_capacity {
+        return refuse(503, "the server is at its connection limit");
     }
-    match files.lookup(path) {
-        Lookup::Invalid(reason) => Route::Refuse { status: 400, reason, allow: None },
-        Lookup::NotFound => Route::Refuse { status: 404, reason: "no such file", allow: None },
+    if path == METRICS_PATH {
+        return match request.method {
+            Method::Get | Method::Head => Route::Metrics { head_only },
+            _ => not_allowed("metrics take GET or HEAD", "GET, HEAD, OPTIONS"),
+        };
+    }
+    match ctx.files.lookup(path) {
+        Lookup::Invalid(reason) => refuse(400, reason),
+        Lookup::NotFound => refuse(404, "no such file"),
         Lookup::Found(file) => match request.method {
             Method::Get | Method::Head => Route::File { file, head_only },
-            _ => Route::Refuse {
-                status: 405,
-                reason: "static files take GET or HEAD",
-                allow: Some("GET, HEAD"),
-            },
+            _ => not_allowed("static files take GET or HEAD", "GET, HEAD, OPTIONS"),
         },
     }
+}
+
+/// Checks a publish request: who sends it, its body's size, its event name.
+fn publish<'a>(request: &Request, ctx: Context<'a>) -> Route<'a> {
+    match (&ctx.config.publish_token, &request.authorization) {
+        (Some(_), None) => return refuse(401, "publishing needs Authorization: Bearer TOKEN"),
+        (Some(token), Some(given)) => {
+            let given = given.strip_prefix("Bearer ").unwrap_or("").trim().as_bytes();
+            if !constant_time_eq(given, token.as_bytes()) {
+                return refuse(403, "wrong publish token");
+            }
+        }
+        (None, _) if !ctx.peer_is_loopback => {
+            return refuse(403, "only loopback peers may publish (see --publish-token)");
+        }
+        (None, _) => {}
+    }
+    let Some(length) = request.content_length else {
+        return refuse(411, "publishing needs a Content-Length");
+    };
+    if length > ctx.config.max_body_bytes {
+        return refuse(413, "the body is larger than --max-body-bytes");
+    }
+    let mut event = None;
+    let Ok(params) = query::params(query::query_of(&request.target)) else {
+        return refuse(400, "invalid query string");
+    };
+    for (name, value) in params {
+        if name == "event" && !value.is_empty() {
+            if value.len() > MAX_EVENT_NAME_LEN || value.chars().any(|c| c.is_control()) {
+                return refuse(
+                    400,
+                    "the event name must be at most 128 bytes without CR, LF or control characters",
+                );
+            }
+            event = Some(value);
+        }
+    }
+    Route::Publish { event, content_length: length as usize }
+}
+
+/// A stream's options from its query, within the server's bounds. Out-of-range numbers are clamped; what
+/// is not a number is refused. The `Last-Event-ID` header wins over the query parameter: a browser
+/// reconnecting keeps the URL it started with and sends its newer id in the header.
+fn stream_options(request: &Request, config: &Config) -> Result<StreamOptions, &'static str> {
+    let mut options = StreamOptions {
+        interval: config.tick_interval(),
+        payload_bytes: MIN_PAYLOAD_BYTES,
+        last_event_id: None,
+    };
+    let params = query::params(query::query_of(&request.target)).map_err(|_| "invalid query string")?;
+    for (name, value) in params {
+        match name.as_str() {
+            "interval_ms" => {
+                let ms: u64 =
+                    value.parse().map_err(|_| "interval_ms must be a whole number of milliseconds")?;
+                options.interval =
+                    (ms > 0).then(|| Duration::from_millis(ms.clamp(config.min_interval_ms, MAX_MS)));
+            }
+            "bytes" => {
+                let bytes: u64 = value.parse().map_err(|_| "bytes must be a whole number")?;
+                options.payload_bytes =
+                    bytes.clamp(MIN_PAYLOAD_BYTES.into(), config.max_payload_bytes.into()) as u32;
+            }
+            "last_event_id" => {
+                options.last_event_id =
+                    Some(hub::parse_event_id(&value).ok_or("last_event_id must be a decimal event id")?);
+            }
+            _ => {} // other parameters (cache busters, client ids) are the client's business
+        }
+    }
+    if let Some(header) = &request.last_event_id {
+        match hub::parse_event_id(header) {
+            Some(id) => options.last_event_id = Some(id),
+            // Sent by a browser on its own: refusing would stop it for good. Replay from the query, or live.
+            None => log::debug!("ignoring a Last-Event-ID that is not an id of ours: {header:?}"),
+        }
+    }
+    Ok(options)
+}
+
+/// The CORS grant for a request from `origin` (none without an `Origin` header: same-origin or not a
+/// browser): an origin listed in `--cors-origin` is echoed with credentials allowed (what `withCredentials`
+/// needs); with `*` listed, any other origin gets `*`, without credentials, as browsers require.
+pub fn cors_grant(config: &Config, origin: Option<&str>) -> Option<Cors> {
+    let origin = origin?;
+    if config.cors_origins.iter().any(|allowed| allowed == origin) {
+        Some(Cors { origin: origin.to_owned(), credentials: true })
+    } else if config.cors_origins.iter().any(|allowed| allowed == "*") {
+        Some(Cors { origin: "*".to_owned(), credentials: false })
+    } else {
+        None
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths, so that a wrong token's
+/// answer time says nothing about how much of it was right.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     fn request(method: Method, target: &str) -> Request {
-        Request {
-            method,
-            target: target.into(),
-            minor_version: 1,
-            keep_alive: true,
-            content_length: None,
-            has_transfer_encoding: false,
-        }
+        Request { method, target: target.into(), minor_version: 1, keep_alive: true, ..Request::default() }
+    }
+
+    fn config(args: &[&str]) -> Config {
+        Config::try_parse_from(std::iter::once("mio-sse").chain(args.iter().copied())).unwrap()
+    }
+
+    fn describe(request: &Request, config: &Config, loopback: bool, over: bool) -> String {
+        let files = StaticFiles::builtin();
+        let ctx = Context { files: &files, config, peer_is_loopback: loopback, over_capacity: over };
+        format!("{:?}", route(request, ctx))
     }
 
     #[test]
     fn the_table() {
-        let files = StaticFiles::builtin();
-        let route_of =
-            |method, target: &str, over| format!("{:?}", route(&request(method, target), &files, over));
+        let config = config(&[]);
+        let route_of = |method, target: &str, over| describe(&request(method, target), &config, true, over);
         assert!(route_of(Method::Get, "/home/events", false).starts_with("EventStream { head_only: false"));
-        assert!(route_of(Method::Get, "/home/events?x=1", false).starts_with("EventStream"));
         assert!(route_of(Method::Head, "/home/events", false).starts_with("EventStream { head_only: true"));
-        assert!(route_of(Method::Post, "/home/events", false).contains("status: 405"));
+        assert!(route_of(Method::Other, "/home/events", false).contains("status: 405"));
+        assert!(route_of(Method::Get, "/metrics", false).starts_with("Metrics"));
+        assert!(route_of(Method::Options, "/anything", false).starts_with("Preflight"));
         assert!(route_of(Method::Get, "/", false).starts_with("File"));
         assert!(route_of(Method::Head, "/index.html", false).contains("head_only: true"));
         assert!(route_of(Method::Post, "/", false).contains("status: 405"));
@@ -96,6 +261,95 @@ mod tests {
         assert!(route_of(Method::Get, "/", true).contains("status: 503"));
         let mut chunked = request(Method::Get, "/");
         chunked.has_transfer_encoding = true;
-        assert!(format!("{:?}", route(&chunked, &files, false)).contains("status: 501"));
+        assert!(describe(&chunked, &config, true, false).contains("status: 501"));
+    }
+
+    #[test]
+    fn stream_options_are_clamped_and_checked() {
+        let config = config(&["--min-interval-ms", "50", "--max-payload-bytes", "1000"]);
+        let options = |target: &str| stream_options(&request(Method::Get, target), &config);
+        let ms = Duration::from_millis;
+        assert_eq!(options("/home/events").unwrap().interval, Some(ms(3000)));
+        assert_eq!(options("/home/events?interval_ms=100").unwrap().interval, Some(ms(100)));
+        assert_eq!(
+            options("/home/events?interval_ms=1").unwrap().interval,
+            Some(ms(50)),
+            "raised to the minimum"
+        );
+        assert_eq!(options("/home/events?interval_ms=0").unwrap().interval, None, "0: no ticks");
+        assert_eq!(options("/home/events?bytes=512").unwrap().payload_bytes, 512);
+        assert_eq!(
+            options("/home/events?bytes=99999999999").unwrap().payload_bytes,
+            1000,
+            "lowered to the max"
+        );
+        assert_eq!(options("/home/events?bytes=1").unwrap().payload_bytes, MIN_PAYLOAD_BYTES);
+        assert_eq!(options("/home/events?last_event_id=42").unwrap().last_event_id, Some(42));
+        assert!(options("/home/events?interval_ms=fast").unwrap_err().contains("interval_ms"));
+        assert!(options("/home/events?bytes=-5").unwrap_err().contains("bytes"));
+        assert!(options("/home/events?last_event_id=abc").unwrap_err().contains("last_event_id"));
+        assert!(options("/home/events?interval_ms=%zz").is_err());
+        // The header wins over the query (a browser reconnecting keeps its first URL); a bad header is ignored.
+        let mut req = request(Method::Get, "/home/events?last_event_id=5");
+        req.last_event_id = Some("9".into());
+        assert_eq!(stream_options(&req, &config).unwrap().last_event_id, Some(9));
+        req.last_event_id = Some("not-ours".into());
+        assert_eq!(stream_options(&req, &config).unwrap().last_event_id, Some(5));
+    }
+
+    #[test]
+    fn who_may_publish() {
+        let open = config(&[]);
+        let post = |target: &str, auth: Option<&str>, length: Option<u64>| {
+            let mut req = request(Method::Post, target);
+            req.authorization = auth.map(str::to_owned);
+            req.content_length = length;
+            req
+        };
+        let ok = post("/home/events", None, Some(5));
+        assert!(describe(&ok, &open, true, false).starts_with("Publish { event: None, content_length: 5"));
+        assert!(describe(&ok, &open, false, false).contains("status: 403"), "not loopback");
+        assert!(describe(&post("/home/events", None, None), &open, true, false).contains("status: 411"));
+        assert!(
+            describe(&post("/home/events", None, Some(1 << 20)), &open, true, false).contains("status: 413")
+        );
+        let named = post("/home/events?event=news", None, Some(1));
+        assert!(describe(&named, &open, true, false).contains("event: Some(\"news\")"));
+        let injected = post("/home/events?event=a%0Adata:%20x", None, Some(1));
+        assert!(describe(&injected, &open, true, false).contains("status: 400"));
+
+        let guarded = config(&["--publish-token", "s3cret"]);
+        let with = |auth| post("/home/events", auth, Some(1));
+        assert!(describe(&with(Some("Bearer s3cret")), &guarded, false, false).starts_with("Publish"));
+        assert!(describe(&with(Some("Bearer wrong!")), &guarded, false, false).contains("status: 403"));
+        assert!(describe(&with(Some("s3cret")), &guarded, true, false).contains("status: 403"));
+        assert!(
+            describe(&with(None), &guarded, true, false).contains("status: 401"),
+            "required from loopback too"
+        );
+    }
+
+    #[test]
+    fn cors_grants() {
+        let none = config(&[]);
+        assert_eq!(cors_grant(&none, Some("https://a.example")), None);
+        let listed = config(&["--cors-origin", "https://a.example", "--cors-origin", "*"]);
+        assert_eq!(
+            cors_grant(&listed, Some("https://a.example")),
+            Some(Cors { origin: "https://a.example".into(), credentials: true })
+        );
+        assert_eq!(
+            cors_grant(&listed, Some("https://b.example")),
+            Some(Cors { origin: "*".into(), credentials: false })
+        );
+        assert_eq!(cors_grant(&listed, None), None, "no Origin: nothing to grant");
+    }
+
+    #[test]
+    fn constant_time_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(constant_time_eq(b"", b""));
     }
 }

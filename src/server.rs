@@ -85,6 +85,8 @@ pub struct Server {
     again: Vec<ConnKey>,
     /// Whether the last accept round logged that even the overflow slots were full (log once an episode).
     refusing: bool,
+    /// Reused list of stream keys for [`Server::fan_out`].
+    fan_out_keys: Vec<ConnKey>,
 }
 
 impl Server {
@@ -125,6 +127,7 @@ impl Server {
             accept_paused_until: None,
             again: Vec::new(),
             refusing: false,
+            fan_out_keys: Vec::new(),
         };
         server.poll.registry().register(&mut server.listener, LISTENER, Interest::READABLE)?;
         Ok(server)
@@ -161,6 +164,8 @@ impl Server {
                 return Err(e);
             }
             let now = Instant::now();
+            self.shared.counters.loop_turns += 1;
+            self.shared.gauges.timer_queue_size = self.timers.len() as u64;
             // Taken before this turn's events, so that work they leave over waits for the next turn.
             let leftovers = std::mem::take(&mut self.again);
             for event in events.iter() {
@@ -169,17 +174,46 @@ impl Server {
                     continue;
                 }
                 let key = ConnKey::from_token(event.token());
-                let Some(conn) = live(&mut self.conns, key) else {
-                    continue; // closed earlier in this batch (rule 6)
-                };
-                conn.on_readiness(event);
-                let next = conn.drive(&mut self.shared, now);
-                self.settle(key, next);
+                // A token of a connection closed earlier in this batch finds nothing (rule 6).
+                self.with_conn(key, |conn, shared| {
+                    conn.on_readiness(event);
+                    conn.drive(shared, now)
+                });
             }
+            self.fan_out();
             self.accept_pending(now);
             self.fire_timers(now);
-            self.drive_leftovers(leftovers, now);
+            for key in leftovers {
+                self.with_conn(key, |conn, shared| conn.drive(shared, now));
+            }
         }
+    }
+
+    /// Runs a handler on the connection `key` names, if it is still the slot's owner, keeps the
+    /// write-queue gauge current, and settles the outcome.
+    fn with_conn(&mut self, key: ConnKey, handler: impl FnOnce(&mut Connection, &mut Shared) -> Next) {
+        let Some(conn) = live(&mut self.conns, key) else { return };
+        let before = conn.queued_bytes() as u64;
+        let next = handler(conn, &mut self.shared);
+        let after = conn.queued_bytes() as u64;
+        let gauge = &mut self.shared.gauges.write_queue_bytes;
+        *gauge = (*gauge + after).saturating_sub(before);
+        self.settle(key, next);
+    }
+
+    /// After events were published this turn, every stream that is waiting for nothing writes them now,
+    /// all it is missing in one `writev`; streams with bytes pending get them with their next writable
+    /// edge. Publishes within one turn thus cost each stream one syscall, however many there were.
+    fn fan_out(&mut self) {
+        if !self.shared.hub.take_woken() {
+            return;
+        }
+        let mut keys = std::mem::take(&mut self.fan_out_keys);
+        keys.extend(self.conns.iter().filter(|(_, c)| c.stream().is_some()).map(|(_, c)| c.key));
+        for key in keys.drain(..) {
+            self.with_conn(key, |conn, shared| conn.catch_up(shared));
+        }
+        self.fan_out_keys = keys; // keep the allocation for the next publish
     }
 
     /// How long `poll` may wait: not at all if work is left over, else until the earliest deadline.
@@ -292,6 +326,7 @@ impl Server {
         if !over_capacity {
             self.admitted += 1;
         }
+        self.shared.gauges.open_connections = self.conns.len() as u64;
         log::debug!("{peer}: accepted ({} connections)", self.conns.len());
         self.settle(key, Next::Wait); // arm the first-request deadline
     }
@@ -311,19 +346,7 @@ impl Server {
                 continue; // a stale entry: the timer was moved
             }
             conn.armed_timer = None; // popped
-            let next = conn.on_deadline(&mut self.shared, now);
-            self.settle(key, next);
-        }
-    }
-
-    /// Drives the connections that a per-turn bound stopped last turn.
-    fn drive_leftovers(&mut self, leftovers: Vec<ConnKey>, now: Instant) {
-        for key in leftovers {
-            let Some(conn) = live(&mut self.conns, key) else {
-                continue;
-            };
-            let next = conn.drive(&mut self.shared, now);
-            self.settle(key, next);
+            self.with_conn(key, |conn, shared| conn.on_deadline(shared, now));
         }
     }
 
@@ -342,15 +365,20 @@ impl Server {
         if !conn.is_over_capacity() {
             self.admitted -= 1;
         }
+        let (counters, gauges) = (&mut self.shared.counters, &mut self.shared.gauges);
+        counters.closed[reason.index()] += 1;
+        gauges.open_connections = self.conns.len() as u64;
+        gauges.write_queue_bytes = gauges.write_queue_bytes.saturating_sub(conn.queued_bytes() as u64);
         if let Some(stream) = conn.stream() {
-            self.shared.counters.streams_closed += 1;
+            counters.streams_closed += 1;
+            gauges.open_streams -= 1;
             log::info!(
                 "stream from {} closed after {:.3} s, {} events sent, {} skipped ({reason}; {} open)",
                 conn.peer,
                 stream.opened.elapsed().as_secs_f64(),
                 stream.events,
                 stream.skipped,
-                self.shared.open_streams()
+                gauges.open_streams
             );
         } else {
             log::debug!("{}: closed ({reason})", conn.peer);

@@ -10,14 +10,20 @@
 //!   comment line per line. Nothing a publisher sends can forge a second field or frame.
 //! - Encoding appends to a caller-owned `Vec<u8>`, so the hot path reuses one buffer and allocates nothing.
 
-/// Length of a tick frame: `data: ` + `HH:MM:SS.mmm` + LF + LF.
+/// Length of a plain tick frame: `data: ` + `HH:MM:SS.mmm` + LF + LF.
 pub const TICK_FRAME_LEN: usize = 6 + 12 + 2;
 
-/// Appends the tick frame: exactly `data: HH:MM:SS.mmm` and a blank line. No `id:` (a tick must not move
-/// a browser's last event id past events it has not seen) and no `event:` (so `onmessage` receives it).
-pub fn write_tick(out: &mut Vec<u8>, time_of_day: &[u8; 12]) {
+/// Appends a tick frame whose data is `data_len` bytes: the time of day, then (for a shaped stream that
+/// asked for more) a space and `x` padding. With `data_len` 12 it is exactly `data: HH:MM:SS.mmm` and a
+/// blank line. No `id:` (a tick must not move a browser's last event id past events it has not seen) and
+/// no `event:` (so `onmessage` receives it).
+pub fn write_tick(out: &mut Vec<u8>, time_of_day: &[u8; 12], data_len: usize) {
     out.extend_from_slice(b"data: ");
     out.extend_from_slice(time_of_day);
+    if data_len > time_of_day.len() {
+        out.push(b' ');
+        out.resize(out.len() + data_len - time_of_day.len() - 1, b'x');
+    }
     out.extend_from_slice(b"\n\n");
 }
 
@@ -135,11 +141,23 @@ mod tests {
     #[test]
     fn tick_is_exactly_one_data_line_and_a_blank_line() {
         let mut out = Vec::new();
-        write_tick(&mut out, b"07:05:09.042");
+        write_tick(&mut out, b"07:05:09.042", 12);
         assert_eq!(out, b"data: 07:05:09.042\n\n");
         assert_eq!(out.len(), TICK_FRAME_LEN);
         let (events, _) = parse(&out);
         assert_eq!(events, vec![("message".into(), String::new(), "07:05:09.042".into())]);
+    }
+
+    #[test]
+    fn a_shaped_tick_is_padded_to_its_length() {
+        for len in [13, 14, 100, 4096] {
+            let mut out = Vec::new();
+            write_tick(&mut out, b"07:05:09.042", len);
+            assert_eq!(out.len(), 6 + len + 2, "data of {len} bytes");
+            assert!(out.starts_with(b"data: 07:05:09.042 ") && out.ends_with(b"x\n\n") || len == 13);
+            let (events, _) = parse(&out);
+            assert_eq!(events[0].2.len(), len);
+        }
     }
 
     #[test]
@@ -190,7 +208,7 @@ mod tests {
         let mut out = Vec::new();
         write_retry(&mut out, 2500);
         write_comment(&mut out, "hello\nworld");
-        write_tick(&mut out, b"23:59:59.999");
+        write_tick(&mut out, b"23:59:59.999", 0);
         assert_eq!(out, b"retry: 2500\n\n: hello\n: world\n\ndata: 23:59:59.999\n\n");
         let (events, retry) = parse(&out);
         assert_eq!(retry, Some(2500));

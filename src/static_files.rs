@@ -19,6 +19,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use crate::http::query::percent_decode;
+
 /// Most files loaded from the static directory.
 pub const MAX_FILES: usize = 10_000;
 /// Most bytes loaded from the static directory, all files together.
@@ -160,31 +162,13 @@ pub fn normalize(path: &str) -> Result<String, &'static str> {
     if !path.starts_with('/') {
         return Err("the path must start with /");
     }
-    let mut decoded = Vec::with_capacity(path.len());
-    let mut bytes = path.bytes();
-    while let Some(b) = bytes.next() {
-        let byte = if b == b'%' {
-            let hi = bytes.next().and_then(hex_value);
-            let lo = bytes.next().and_then(hex_value);
-            match (hi, lo) {
-                (Some(hi), Some(lo)) => {
-                    let byte = hi << 4 | lo;
-                    if byte == b'/' {
-                        return Err("percent-encoded slash");
-                    }
-                    byte
-                }
-                _ => return Err("invalid percent-encoding"),
-            }
-        } else {
-            b
-        };
-        if byte == b'\\' || byte.is_ascii_control() {
-            return Err("backslash or control byte in the path");
-        }
-        decoded.push(byte);
+    if path.to_ascii_lowercase().contains("%2f") {
+        return Err("percent-encoded slash");
     }
-    let decoded = String::from_utf8(decoded).map_err(|_| "the path is not UTF-8")?;
+    let decoded = percent_decode(path, false)?;
+    if decoded.bytes().any(|b| b == b'\\' || b.is_ascii_control()) {
+        return Err("backslash or control byte in the path");
+    }
     if decoded.split('/').any(|segment| segment == ".." || segment == ".") {
         return Err("dot segment in the path");
     }
@@ -200,10 +184,6 @@ fn strip_scheme_and_authority(target: &str) -> &str {
         }
     }
     target
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    char::from(b).to_digit(16).map(|d| d as u8)
 }
 
 /// The `Content-Type` for a file name, by extension.

@@ -26,18 +26,24 @@ fn now_ms_of_day() -> u64 {
     (SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() % 86_400_000) as u64
 }
 
-/// Reads a stream until `n` frames have arrived after the head; returns them.
+/// What every stream starts with after its head: a comment (so the head gets through proxies at once)
+/// and the reconnection time.
+const PREAMBLE: [&str; 2] = [": ok\n\n", "retry: 3000\n\n"];
+
+/// Reads a stream until `n` frames have arrived after the head and the preamble; returns those frames.
 fn read_frames(stream: &mut TcpStream, n: usize) -> Vec<String> {
-    let got = read_until(stream, |b| count_frames(b) >= n);
+    let got = read_until(stream, |b| count_frames(b) >= n + PREAMBLE.len());
     let (_, body) = split_head(&got);
-    frames(&body)
+    let frames = frames(&body);
+    assert_eq!(frames[..PREAMBLE.len()], PREAMBLE, "the stream's preamble");
+    frames[PREAMBLE.len()..].to_vec()
 }
 
 #[test]
 fn stream_head_and_first_tick_are_exact() {
     let server = Server::start(&[]);
     let mut stream = server.open_stream();
-    let got = read_until(&mut stream, |b| count_frames(b) >= 1);
+    let got = read_until(&mut stream, |b| count_frames(b) >= 3);
     let (head, body) = split_head(&got);
     let lines: Vec<&str> = head.split("\r\n").collect();
     assert_eq!(lines[0], "HTTP/1.1 200 OK");
@@ -55,7 +61,9 @@ fn stream_head_and_first_tick_are_exact() {
         "{head}"
     );
     let frames = frames(&body);
-    assert_eq!(frames.len(), 1, "exactly one frame at once: {frames:?}");
+    assert_eq!(frames.len(), 3, "a comment, the retry and one tick at once: {frames:?}");
+    assert_eq!(frames[..2], PREAMBLE);
+    let frames = &frames[2..];
     assert!(is_tick(&frames[0]), "{:?}", frames[0]);
     // The time is the server's time of day now (UTC), within a few seconds either way of midnight.
     let skew = tick_ms(&frames[0]).abs_diff(now_ms_of_day());
@@ -82,7 +90,7 @@ fn a_client_that_hangs_up_without_sending_is_reaped() {
     // Ticks an hour apart: no write will ever fail for it, so only reading EOF can notice it left.
     let server = Server::start(&["--interval-ms", "3600000"]);
     let mut stream = server.open_stream();
-    read_until(&mut stream, |b| count_frames(b) >= 1);
+    read_frames(&mut stream, 1);
     let me = stream.local_addr().unwrap();
     server.wait_for_log(&format!("stream from {me} opened"));
     drop(stream);
@@ -123,7 +131,7 @@ fn a_slow_reader_gets_whole_frames_in_order_and_skipped_ticks_are_counted() {
     let got = read_until(&mut stream, |b| count_frames(b) >= 3000);
     let (head, body) = split_head(&got);
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"));
-    let frames = frames(&body);
+    let frames = frames(&body)[PREAMBLE.len()..].to_vec();
     let whole = frames.len() - usize::from(!frames.last().unwrap().ends_with("\n\n"));
     for frame in &frames[..whole] {
         assert!(is_tick(frame), "a torn or interleaved frame: {frame:?}");
@@ -143,7 +151,7 @@ fn two_thousand_concurrent_streams_each_get_their_ticks() {
     let server = Server::start(&["--interval-ms", "500"]);
     let mut streams: Vec<TcpStream> = (0..STREAMS).map(|_| server.open_stream()).collect();
     for stream in &mut streams {
-        let got = read_until(stream, |b| count_frames(b) >= 1);
+        let got = read_until(stream, |b| count_frames(b) > PREAMBLE.len());
         assert!(has_head(&got));
     }
     server.wait_for_log(&format!("({STREAMS} open)"));
@@ -169,7 +177,7 @@ fn curl_receives_ticks() {
     let lines: Vec<String> = BufReader::new(curl.stdout.take().unwrap())
         .lines()
         .map_while(Result::ok)
-        .filter(|l| !l.is_empty())
+        .filter(|l| l.starts_with("data:"))
         .take(3)
         .collect();
     let _ = curl.kill();
@@ -179,14 +187,23 @@ fn curl_receives_ticks() {
 }
 
 #[test]
-fn with_ticks_off_a_stream_gets_one_event_and_stays_open() {
-    let server = Server::start(&["--interval-ms", "0"]);
-    let mut stream = server.open_stream();
-    let frames = read_frames(&mut stream, 1);
-    assert_eq!(frames.len(), 1);
+fn with_ticks_off_a_silent_stream_gets_heartbeats() {
+    let server = Server::start(&["--interval-ms", "0", "--heartbeat-ms", "100"]);
     assert!(server.log_lines().iter().any(|l| l.contains("ticks off")));
+    let mut stream = server.open_stream();
+    let frames = read_frames(&mut stream, 3);
+    assert!(frames.iter().all(|f| f == ": heartbeat\n\n"), "only heartbeats, no ticks: {frames:?}");
     let me = stream.local_addr().unwrap();
     drop(stream);
     let line = server.wait_for_log(&format!("stream from {me} closed"));
-    assert!(line.contains("1 events sent"), "{line}");
+    assert!(line.contains("0 events sent"), "{line}");
+}
+
+#[test]
+fn heartbeats_only_fill_silence() {
+    // Ticks every 50 ms keep the stream busy: a 200 ms heartbeat never has silence to fill.
+    let server = Server::start(&["--interval-ms", "50", "--heartbeat-ms", "200"]);
+    let mut stream = server.open_stream();
+    let frames = read_frames(&mut stream, 12);
+    assert!(frames.iter().all(|f| is_tick(f)), "{frames:?}");
 }

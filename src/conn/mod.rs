@@ -3,22 +3,31 @@
 //! ```text
 //!                 complete request head
 //!   accept ──► ReadingRequest ──────────────────────────────────────┐
-//!                 │  ▲   │  GET /home/events                        │ keep-alive response
-//!                 │  │   └──────────────────────► Streaming ──┐     │ queued: read the next
-//!                 │  └────────────────────────────────────────┼─────┘ (pipelined) request
-//!                 │ error, Connection: close,                 │ peer closes or resets,
-//!                 │ over capacity, timeout (408)              │ write fails
-//!                 ▼                                           ▼
-//!              Draining ── outbox empty: half-close ──► Lingering ── peer's EOF or 2 s ──► closed
+//!               │  ▲  ▲  │  │ GET /home/events                      │ keep-alive response
+//!               │  │  │  │  └───────────────────► Streaming ──┐     │ queued: read the next
+//!               │  │  │  │ POST /home/events                  │     │ (pipelined) request
+//!               │  │  │  └──► ReadingBody ── body complete:   │     │
+//!               │  │  └────────────────────── publish, answer │     │
+//!               │  └──────────────────────────────────────────┼─────┘
+//!               │ error, Connection: close,                   │ peer closes or resets,
+//!               │ over capacity, timeout (408)                │ write fails, fell behind
+//!               ▼                                             ▼
+//!            Draining ── outbox empty: half-close ──► Lingering ── peer's EOF or 2 s ──► closed
 //! ```
+//!
+//! This file holds the state machine and the socket work; [`answer`] turns a request into a response or a
+//! state change, and [`stream`] holds what only event streams do (ticks, heartbeats, catching up with
+//! published events).
 //!
 //! - `ReadingRequest`: bytes are read into the server's shared scratch buffer and only an unfinished
 //!   head is kept here (`inbuf`, empty and unallocated between requests). Complete heads
 //!   are answered in order, pipelined or not. The state's deadline is the request timeout while a head
 //!   is arriving and the keep-alive timeout between requests.
+//! - `ReadingBody`: a publish's head was accepted; its body (bounded by `--max-body-bytes`) arrives in
+//!   `inbuf`, under the request timeout.
 //! - `Streaming`: the connection is an event stream. It keeps read interest only to notice the peer
 //!   leaving (EOF or reset); anything a client sends after its request is read and thrown away, up to
-//!   [`STREAM_INPUT_LIMIT`] bytes, past which it is closed. The deadline is the next tick.
+//!   [`STREAM_INPUT_LIMIT`] bytes, past which it is closed. The deadline is the next tick or heartbeat.
 //! - `Draining`: the last response is queued; once the kernel took it, the write side is shut.
 //! - `Lingering`: the write side is shut and input is read and discarded until the peer closes (or
 //!   [`LINGER`] passes). Closing with unread input would make the kernel send a reset that can destroy
@@ -29,32 +38,35 @@
 //!   at most [`MAX_READS_PER_TURN`] per turn; a connection stopped by that bound asks to be driven again
 //!   next turn ([`Next::Again`]) instead of waiting for an edge that will not come.
 //! - Output goes through the [`outbox::Outbox`]: written at once when possible, the tail kept on a
-//!   partial write, resumed on the next writable edge. A tick that falls due while output is still
-//!   pending is skipped and counted, never piled up.
+//!   partial write, resumed on the next writable edge. A stream's published events are not copied into
+//!   it: they are read from the hub's ring at the stream's cursor by the same `writev`. A tick that falls
+//!   due while output is still pending is skipped and counted, never piled up.
 //! - Backpressure: while more than [`OUTBOX_HIGH_WATER`] bytes are unsent, no more requests are read or
 //!   parsed; they wait in the kernel's buffers until the client reads its answers.
 //! - Nothing here touches the timer queue or the slab: a handler returns a [`Next`], and the connection's
 //!   wanted deadline is read back by the server through [`Connection::deadline`].
 
+mod answer;
 pub mod outbox;
+pub mod stream;
 
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use mio::Token;
 use mio::net::TcpStream;
 
-use crate::clock::{self, DateCache};
+use crate::clock::DateCache;
 use crate::config::Config;
-use crate::http::request::{self, Limits, Parse, Request, RequestError};
-use crate::http::response::{self, Persistence};
+use crate::http::request::{self, Limits, Parse};
+use crate::http::response::{Cors, Persistence};
+use crate::hub::Hub;
 use crate::jitter::Jitter;
-use crate::metrics::{CloseReason, Counters};
-use crate::routes::{self, Route};
-use crate::sse;
+use crate::metrics::{CloseReason, Counters, Gauges};
 use crate::static_files::StaticFiles;
 use outbox::{Flush, Outbox};
+pub use stream::Stream;
 
 /// Reads one connection may do in one loop turn, so one busy client cannot starve the others.
 pub const MAX_READS_PER_TURN: usize = 16;
@@ -64,11 +76,6 @@ pub const OUTBOX_HIGH_WATER: usize = 256 * 1024;
 pub const STREAM_INPUT_LIMIT: u64 = 64 * 1024;
 /// How long a closing connection waits for the peer's EOF after the last response.
 pub const LINGER: Duration = Duration::from_secs(2);
-/// Range of the `retry:` (ms) sent to event-stream requests over the connection cap: spread over
-/// seconds, so that thousands of refused clients do not all come back in the same instant.
-pub const OVER_CAPACITY_RETRY_MS: (u64, u64) = (1_000, 10_000);
-/// `Retry-After` (s) for other requests over the cap.
-pub const OVER_CAPACITY_RETRY_AFTER_S: &str = "5";
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("tokens pack a slot and a generation into 64 bits");
@@ -116,7 +123,9 @@ pub struct Shared {
     pub frame: Vec<u8>,
     pub dates: DateCache,
     pub jitter: Jitter,
+    pub hub: Hub,
     pub counters: Counters,
+    pub gauges: Gauges,
 }
 
 impl Shared {
@@ -125,20 +134,17 @@ impl Shared {
 
     pub fn new(config: Config, files: StaticFiles) -> Shared {
         Shared {
-            config,
             files,
             limits: Limits::default(),
             scratch: vec![0; Self::SCRATCH_BYTES].into_boxed_slice(),
             frame: Vec::with_capacity(256),
             dates: DateCache::default(),
             jitter: Jitter::from_entropy(),
+            hub: Hub::new(crate::hub::clock_seed(), config.replay_events as usize, config.replay_bytes),
+            config,
             counters: Counters::default(),
+            gauges: Gauges::default(),
         }
-    }
-
-    /// Streams open now.
-    pub fn open_streams(&self) -> u64 {
-        self.counters.streams_opened - self.counters.streams_closed
     }
 }
 
@@ -148,6 +154,8 @@ pub enum State {
     /// Waiting for a request head. `head_started` tells a head in progress (deadline: the request
     /// timeout) from an idle connection (deadline: the keep-alive or first-byte timeout).
     ReadingRequest { deadline: Instant, head_started: bool },
+    /// Reading the body of a publish (`length` bytes), to answer as `persistence` says.
+    ReadingBody { deadline: Instant, publish: Box<PendingPublish> },
     /// An event stream.
     Streaming(Stream),
     /// Writing the last response, then the write side is shut.
@@ -156,18 +164,13 @@ pub enum State {
     Lingering { deadline: Instant },
 }
 
-/// The state of one event stream.
+/// A publish whose body is still arriving.
 #[derive(Debug)]
-pub struct Stream {
-    pub opened: Instant,
-    /// When the next tick falls due (`None` when ticks are off).
-    pub next_tick: Option<Instant>,
-    /// Frames queued for this client (a queued frame is always sent whole unless the client leaves).
-    pub events: u64,
-    /// Ticks skipped because output was still pending when they fell due.
-    pub skipped: u64,
-    /// Bytes the client sent after its request (read and discarded).
-    pub input_bytes: u64,
+pub struct PendingPublish {
+    pub event: Option<String>,
+    pub length: usize,
+    pub persistence: Persistence,
+    pub cors: Option<Cors>,
 }
 
 /// One client connection.
@@ -234,10 +237,16 @@ impl Connection {
     pub fn deadline(&self) -> Option<Instant> {
         match &self.state {
             State::ReadingRequest { deadline, .. }
+            | State::ReadingBody { deadline, .. }
             | State::Draining { deadline }
             | State::Lingering { deadline } => Some(*deadline),
-            State::Streaming(stream) => stream.next_tick,
+            State::Streaming(stream) => stream.deadline(),
         }
+    }
+
+    /// Bytes in this connection's own outbox (for the write-queue gauge).
+    pub fn queued_bytes(&self) -> usize {
+        self.outbox.pending_bytes()
     }
 
     /// Records a readiness event. Only readability needs remembering: writability is implied by the
@@ -250,20 +259,22 @@ impl Connection {
 
     /// Does whatever the socket allows now: write pending output, read and act on input.
     pub fn drive(&mut self, shared: &mut Shared, now: Instant) -> Next {
-        if let Err(reason) = self.flush() {
+        if let Err(reason) = self.flush(shared) {
             return Next::Close(reason);
         }
-        let next = match self.state {
-            State::ReadingRequest { .. } => self.read_requests(shared, now),
-            _ => self.read_and_discard(),
-        };
+        let next = if self.is_reading() { self.read_requests(shared, now) } else { self.read_and_discard() };
         if let Next::Close(_) = next {
             return next;
         }
-        match self.finish_writes(now) {
+        match self.finish_writes(shared, now) {
             Ok(()) => next,
             Err(reason) => Next::Close(reason),
         }
+    }
+
+    /// Reading a request head or a body.
+    fn is_reading(&self) -> bool {
+        matches!(self.state, State::ReadingRequest { .. } | State::ReadingBody { .. })
     }
 
     /// Acts on this connection's deadline, which the server found due at `now`.
@@ -273,74 +284,43 @@ impl Connection {
         }
         match &mut self.state {
             State::ReadingRequest { head_started: false, .. } => Next::Close(CloseReason::IdleTimeout),
-            State::ReadingRequest { head_started: true, .. } => {
-                log::warn!(
-                    "{}: 408 request head not complete within {:?}",
-                    self.peer,
-                    shared.config.request_timeout()
-                );
+            State::ReadingRequest { head_started: true, .. } | State::ReadingBody { .. } => {
+                let limit = shared.config.request_timeout();
+                log::warn!("{}: 408 request not complete within {limit:?}", self.peer);
                 self.refuse(
                     shared,
                     now,
                     408,
-                    "request head not complete in time",
+                    "request not complete in time",
                     None,
                     false,
                     Persistence::Close,
                 );
-                match self.finish_writes(now) {
+                self.discard_inbuf();
+                match self.finish_writes(shared, now) {
                     Ok(()) => Next::Wait,
                     Err(reason) => Next::Close(reason),
                 }
             }
-            State::Streaming(_) => self.tick(shared, now),
+            State::Streaming(_) => self.on_stream_deadline(shared, now),
             State::Draining { .. } => Next::Close(CloseReason::WriteTimeout),
             State::Lingering { .. } => Next::Close(CloseReason::Finished),
         }
     }
 
-    /// Sends a tick, or skips it if output is still pending, and moves the deadline one interval on.
-    fn tick(&mut self, shared: &mut Shared, now: Instant) -> Next {
-        let State::Streaming(stream) = &mut self.state else {
-            return Next::Wait;
-        };
-        let (Some(due), Some(interval)) = (stream.next_tick, shared.config.tick_interval()) else {
-            return Next::Wait;
-        };
-        if self.outbox.is_empty() {
-            shared.frame.clear();
-            sse::write_tick(&mut shared.frame, &clock::time_of_day(SystemTime::now()));
-            if let Flush::Failed(error) = self.outbox.write_through(&mut self.socket, &shared.frame) {
-                return Next::Close(close_reason(&error));
-            }
-            stream.events += 1;
-            shared.counters.ticks_sent += 1;
-            log::debug!("{}: tick {}", self.peer, stream.events);
-        } else {
-            stream.skipped += 1;
-            shared.counters.ticks_skipped += 1;
-            log::debug!("{}: tick skipped, {} bytes still unsent", self.peer, self.outbox.pending_bytes());
-        }
-        let (next, missed) = next_on_grid(due, interval, now);
-        stream.next_tick = Some(next);
-        stream.skipped += missed;
-        shared.counters.ticks_skipped += missed;
-        Next::Wait
-    }
-
-    /// `ReadingRequest`: answer buffered requests, read more, repeat, within the per-turn bound.
+    /// `ReadingRequest`, `ReadingBody`: answer what is buffered, read more, repeat, within the per-turn bound.
     fn read_requests(&mut self, shared: &mut Shared, now: Instant) -> Next {
         let mut scanned = 0; // leading bytes of `inbuf` already searched for the end of a head
         let mut reads = 0;
         loop {
             self.serve_buffered(shared, now, scanned);
-            if !matches!(self.state, State::ReadingRequest { .. }) {
+            if !self.is_reading() {
                 // Became a stream or is closing: what the client sent after that request is not a request.
                 self.discard_inbuf();
                 return self.read_and_discard();
             }
             if self.outbox.pending_bytes() > OUTBOX_HIGH_WATER {
-                if let Err(reason) = self.flush() {
+                if let Err(reason) = self.flush(shared) {
                     return Next::Close(reason);
                 }
                 if self.outbox.pending_bytes() > OUTBOX_HIGH_WATER {
@@ -376,10 +356,26 @@ impl Connection {
         }
     }
 
-    /// Answers every complete request head in `inbuf`, in order, until the buffer holds no complete head,
-    /// the state leaves `ReadingRequest`, or backpressure stops it.
+    /// Answers every complete request (head, and body for a publish) in `inbuf`, in order, until the
+    /// buffer holds no complete one, the state leaves the reading states, or backpressure stops it.
     fn serve_buffered(&mut self, shared: &mut Shared, now: Instant, mut scanned: usize) {
-        while !self.inbuf.is_empty() && self.outbox.pending_bytes() <= OUTBOX_HIGH_WATER {
+        while self.is_reading() && self.outbox.pending_bytes() <= OUTBOX_HIGH_WATER {
+            if let State::ReadingBody { publish, .. } = &self.state {
+                let length = publish.length;
+                if self.inbuf.len() < length {
+                    return; // more of the body to come
+                }
+                let body: Vec<u8> = self.inbuf.drain(..length).collect();
+                let idle = self.idle_state(shared, now);
+                if let State::ReadingBody { publish, .. } = std::mem::replace(&mut self.state, idle) {
+                    self.finish_publish(shared, now, *publish, body);
+                }
+                scanned = 0;
+                continue;
+            }
+            if self.inbuf.is_empty() {
+                break;
+            }
             match request::parse(&self.inbuf, scanned, shared.limits) {
                 Ok(Parse::Partial) => {
                     self.note_head_started(&shared.config, now);
@@ -393,23 +389,24 @@ impl Connection {
                     self.inbuf.drain(..head_len);
                     scanned = 0;
                     self.answer(&request, shared, now);
-                    if !matches!(self.state, State::ReadingRequest { .. }) {
-                        return;
+                    if let State::ReadingRequest { .. } = self.state {
+                        self.state = self.idle_state(shared, now); // kept alive: a new deadline
                     }
-                    // Kept alive: the next head has the request timeout if it has begun, else idle time.
-                    let head_started = !self.inbuf.is_empty();
-                    let wait = if head_started {
-                        shared.config.request_timeout()
-                    } else {
-                        shared.config.keepalive_timeout()
-                    };
-                    self.state = State::ReadingRequest { deadline: now + wait, head_started };
                 }
             }
         }
         if self.inbuf.is_empty() {
             self.inbuf = Vec::new(); // between requests a connection holds no buffer
         }
+    }
+
+    /// The reading state after an answer: the next head has the request timeout if it has begun, else
+    /// the keep-alive time.
+    fn idle_state(&self, shared: &Shared, now: Instant) -> State {
+        let head_started = !self.inbuf.is_empty();
+        let wait =
+            if head_started { shared.config.request_timeout() } else { shared.config.keepalive_timeout() };
+        State::ReadingRequest { deadline: now + wait, head_started }
     }
 
     /// The first bytes of a head arrived: from now on it has the request timeout to complete.
@@ -420,138 +417,6 @@ impl Connection {
             *head_started = true;
             *deadline = (*deadline).min(now + config.request_timeout());
         }
-    }
-
-    /// Answers one complete request; may turn the connection into a stream or start closing it.
-    fn answer(&mut self, request: &Request, shared: &mut Shared, now: Instant) {
-        shared.counters.requests += 1;
-        let persistence = if request.keep_alive && !request.has_body() && !self.over_capacity {
-            Persistence::KeepAlive { http10: request.minor_version == 0 }
-        } else {
-            // A body we do not read must not be parsed as the next request: close after answering.
-            Persistence::Close
-        };
-        let date = shared.dates.get(SystemTime::now());
-        match routes::route(request, &shared.files, self.over_capacity) {
-            Route::EventStream { head_only: false } => {
-                let mut out = Vec::with_capacity(256);
-                response::event_stream_head(&mut out, date);
-                sse::write_tick(&mut out, &clock::time_of_day(SystemTime::now()));
-                self.outbox.push_owned(out);
-                let next_tick = shared.config.tick_interval().map(|interval| now + interval);
-                self.state = State::Streaming(Stream {
-                    opened: now,
-                    next_tick,
-                    events: 1,
-                    skipped: 0,
-                    input_bytes: 0,
-                });
-                shared.counters.streams_opened += 1;
-                shared.counters.ticks_sent += 1;
-                log::info!("stream from {} opened ({} open)", self.peer, shared.open_streams());
-            }
-            Route::EventStream { head_only: true } => {
-                let mut out = Vec::with_capacity(256);
-                response::event_stream_head(&mut out, date);
-                self.outbox.push_owned(out);
-                self.start_draining(&shared.config, now);
-            }
-            Route::File { file, head_only } => {
-                let mut out = Vec::with_capacity(256);
-                response::start(&mut out, 200, date);
-                response::header(&mut out, "Content-Type", file.content_type);
-                response::header(&mut out, "Cache-Control", "no-cache");
-                response::header(&mut out, "X-Content-Type-Options", "nosniff");
-                response::finish(&mut out, file.body.len(), persistence);
-                self.outbox.push_owned(out);
-                if !head_only {
-                    self.outbox.push_shared(file.body.clone());
-                }
-                log::debug!("{}: {} -> 200 ({} bytes)", self.peer, request.target, file.body.len());
-                if persistence == Persistence::Close {
-                    self.start_draining(&shared.config, now);
-                }
-            }
-            Route::StreamOverCapacity => {
-                let retry = shared.jitter.between(OVER_CAPACITY_RETRY_MS.0, OVER_CAPACITY_RETRY_MS.1);
-                let mut out = Vec::with_capacity(256);
-                response::event_stream_head(&mut out, date);
-                sse::write_comment(&mut out, "the server is at its connection limit; come back later");
-                sse::write_retry(&mut out, retry);
-                self.outbox.push_owned(out);
-                self.start_draining(&shared.config, now);
-                shared.counters.over_capacity += 1;
-                log::debug!("{}: over capacity, told to retry in {retry} ms", self.peer);
-            }
-            Route::Refuse { status, reason, allow } => {
-                let head_only = request.method == request::Method::Head;
-                match status {
-                    404 | 405 => {
-                        log::info!("{}: {status} for {}: {}", self.peer, request.target, reason)
-                    }
-                    503 => {
-                        shared.counters.over_capacity += 1;
-                        log::debug!("{}: 503 {}", self.peer, reason);
-                    }
-                    _ => log::warn!("{}: {status} for {}: {}", self.peer, request.target, reason),
-                }
-                self.refuse(shared, now, status, reason, allow, head_only, persistence);
-            }
-        }
-    }
-
-    /// A head that cannot be parsed: answer its status and close.
-    fn refuse_malformed(&mut self, shared: &mut Shared, now: Instant, error: RequestError) {
-        log::warn!("{}: {} {}", self.peer, error.status(), error);
-        let reason = match error {
-            RequestError::Malformed(what) => what,
-            RequestError::UriTooLong => "request line too long",
-            RequestError::HeadTooLarge => "request head too large",
-            RequestError::VersionNotSupported => "only HTTP/1.0 and HTTP/1.1 are served",
-        };
-        self.refuse(shared, now, error.status(), reason, None, false, Persistence::Close);
-    }
-
-    /// Queues a short plain-text error answer; closes after it unless `persistence` keeps the connection.
-    #[allow(clippy::too_many_arguments)]
-    fn refuse(
-        &mut self,
-        shared: &mut Shared,
-        now: Instant,
-        status: u16,
-        reason: &str,
-        allow: Option<&str>,
-        head_only: bool,
-        persistence: Persistence,
-    ) {
-        shared.counters.errors += 1;
-        let mut extra = Vec::new();
-        if let Some(allow) = allow {
-            extra.push(("Allow", allow));
-        }
-        if status == 503 {
-            extra.push(("Retry-After", OVER_CAPACITY_RETRY_AFTER_S));
-        }
-        // Only a 404 or 405 leaves the request stream in a known state; after anything else, close.
-        let persistence = if matches!(status, 404 | 405) { persistence } else { Persistence::Close };
-        let mut out = Vec::with_capacity(256);
-        response::plain(
-            &mut out,
-            shared.dates.get(SystemTime::now()),
-            status,
-            reason,
-            &extra,
-            head_only,
-            persistence,
-        );
-        self.outbox.push_owned(out);
-        if persistence == Persistence::Close {
-            self.start_draining(&shared.config, now);
-        }
-    }
-
-    fn start_draining(&mut self, config: &Config, now: Instant) {
-        self.state = State::Draining { deadline: now + config.request_timeout() };
     }
 
     /// Bytes buffered after the request that ended reading: counted as stream input, then dropped.
@@ -604,8 +469,8 @@ impl Connection {
     }
 
     /// Writes what is pending; once a closing connection's last byte is out, shuts its write side.
-    fn finish_writes(&mut self, now: Instant) -> Result<(), CloseReason> {
-        self.flush()?;
+    fn finish_writes(&mut self, shared: &mut Shared, now: Instant) -> Result<(), CloseReason> {
+        self.flush(shared)?;
         if matches!(self.state, State::Draining { .. }) && self.outbox.is_empty() {
             // The FIN tells the client the response is complete; we read until its EOF (lingering).
             let _ = self.socket.shutdown(Shutdown::Write);
@@ -617,28 +482,34 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes pending output until done or `WouldBlock`.
-    fn flush(&mut self) -> Result<(), CloseReason> {
-        if self.outbox.is_empty() {
-            return Ok(());
+    /// Writes pending output until done or `WouldBlock`: the outbox, then, for a stream, the published
+    /// events from its cursor on, all in as few `writev`s as the kernel allows.
+    fn flush(&mut self, shared: &mut Shared) -> Result<(), CloseReason> {
+        let (result, progress) = match &mut self.state {
+            State::Streaming(stream) if stream.cursor < shared.hub.next_id() => {
+                let Some(backlog) = shared.hub.frames_from(stream.cursor) else {
+                    return Err(CloseReason::FellBehind);
+                };
+                let (result, progress) = self.outbox.flush_with(&mut self.socket, backlog);
+                stream.cursor += progress.frames as u64;
+                stream.events += progress.frames as u64;
+                shared.counters.events_sent += progress.frames as u64;
+                (result, progress)
+            }
+            _ if self.outbox.is_empty() => return Ok(()),
+            _ => self.outbox.flush_with(&mut self.socket, std::iter::empty()),
+        };
+        shared.counters.bytes_sent += progress.bytes as u64;
+        if progress.bytes > 0
+            && let State::Streaming(stream) = &mut self.state
+        {
+            stream.last_sent = Instant::now();
         }
-        match self.outbox.flush(&mut self.socket) {
+        match result {
             Flush::Done | Flush::WouldBlock => Ok(()),
             Flush::Failed(error) => Err(close_reason(&error)),
         }
     }
-}
-
-/// The first deadline after `now` on the grid `due + k × interval`, and how many grid points were missed
-/// on the way (ticks the loop was too late to send; skipped, never sent in a burst).
-pub fn next_on_grid(due: Instant, interval: Duration, now: Instant) -> (Instant, u64) {
-    let next = due + interval;
-    if next > now {
-        return (next, 0);
-    }
-    let missed = ((now - next).as_nanos() / interval.as_nanos().max(1)) as u64 + 1;
-    let skip = Duration::from_nanos((interval.as_nanos() as u64).saturating_mul(missed));
-    (next + skip, missed)
 }
 
 /// What one read attempt found.
@@ -688,18 +559,5 @@ mod tests {
         let a = ConnKey { slot: 5, generation: 1 };
         let b = ConnKey { slot: 5, generation: 2 };
         assert_ne!(a.token(), b.token(), "a reused slot gets a new token");
-    }
-
-    #[test]
-    fn ticks_stay_on_their_grid_without_drift() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        // On time, or a little late: the next deadline is the previous plus the interval, not now plus it.
-        assert_eq!(next_on_grid(t0, ms(100), t0), (t0 + ms(100), 0));
-        assert_eq!(next_on_grid(t0, ms(100), t0 + ms(37)), (t0 + ms(100), 0));
-        // More than an interval late: the missed grid points are skipped and counted, the phase kept.
-        assert_eq!(next_on_grid(t0, ms(100), t0 + ms(100)), (t0 + ms(200), 1));
-        assert_eq!(next_on_grid(t0, ms(100), t0 + ms(250)), (t0 + ms(300), 2));
-        assert_eq!(next_on_grid(t0, ms(1), t0 + ms(1000)), (t0 + ms(1001), 1000));
     }
 }

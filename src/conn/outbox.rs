@@ -48,6 +48,15 @@ pub enum Flush {
     Failed(io::Error),
 }
 
+/// What a flush got written.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Backlog frames that left the backlog (written whole, or their tail queued here).
+    pub frames: usize,
+    /// Bytes the kernel took.
+    pub bytes: usize,
+}
+
 /// The queue of unsent output of one connection.
 #[derive(Debug, Default)]
 pub struct Outbox {
@@ -107,26 +116,70 @@ impl Outbox {
 
     /// Writes pending chunks until the outbox is empty or the kernel would block.
     pub fn flush(&mut self, writer: &mut impl Write) -> Flush {
-        while !self.chunks.is_empty() {
+        self.flush_with(writer, std::iter::empty()).0
+    }
+
+    /// Writes pending chunks, then the `backlog` (whole frames shared from the hub's ring, oldest first),
+    /// in as few `writev`s as the kernel allows, until everything is written or it would block.
+    ///
+    /// Returns how the flush ended and its [`Progress`]. A backlog frame written in part has its unsent
+    /// tail copied into this outbox and counts as taken, so the ring may drop it at any time and the
+    /// stream still sends every byte once, in order.
+    pub fn flush_with<'a>(
+        &mut self,
+        writer: &mut impl Write,
+        backlog: impl Iterator<Item = &'a [u8]> + Clone,
+    ) -> (Flush, Progress) {
+        let mut taken = 0;
+        let mut bytes = 0;
+        loop {
             let result = {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
                 let mut count = 0;
                 for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
                     let skip = if i == 0 { self.offset } else { 0 };
-                    slices[i] = IoSlice::new(&chunk.bytes()[skip..]);
+                    slices[count] = IoSlice::new(&chunk.bytes()[skip..]);
                     count += 1;
+                }
+                for frame in backlog.clone().skip(taken).take(MAX_IOVECS - count) {
+                    slices[count] = IoSlice::new(frame);
+                    count += 1;
+                }
+                if count == 0 {
+                    return (Flush::Done, Progress { frames: taken, bytes });
                 }
                 writer.write_vectored(&slices[..count])
             };
             match result {
-                Ok(0) => return Flush::Failed(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.consume(n),
+                Ok(0) => {
+                    return (
+                        Flush::Failed(io::ErrorKind::WriteZero.into()),
+                        Progress { frames: taken, bytes },
+                    );
+                }
+                Ok(n) => {
+                    bytes += n;
+                    let own = self.pending_bytes();
+                    self.consume(n.min(own));
+                    let mut rest = n.saturating_sub(own);
+                    for frame in backlog.clone().skip(taken) {
+                        if rest == 0 {
+                            break;
+                        }
+                        if rest < frame.len() {
+                            self.push_owned(frame[rest..].to_vec()); // the tail of a partial write
+                        }
+                        rest = rest.saturating_sub(frame.len());
+                        taken += 1;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flush::WouldBlock,
-                Err(e) => return Flush::Failed(e),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return (Flush::WouldBlock, Progress { frames: taken, bytes });
+                }
+                Err(e) => return (Flush::Failed(e), Progress { frames: taken, bytes }),
             }
         }
-        Flush::Done
     }
 
     /// Drops `n` written bytes from the front.
@@ -233,6 +286,34 @@ mod tests {
                     "step {step}, block every {block_every}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn backlog_frames_follow_the_outbox_and_partial_tails_are_kept() {
+        let ring: Vec<Vec<u8>> =
+            (0..50).map(|i| format!("id: {i}\ndata: event {i}\n\n").into_bytes()).collect();
+        for step in [1, 3, 7, 40, 1000] {
+            let mut out = Stingy { taken: Vec::new(), step, calls: 0, block_every: 3 };
+            let mut outbox = Outbox::default();
+            outbox.push_owned(b"HEAD\n".to_vec());
+            let mut expected = b"HEAD\n".to_vec();
+            let mut cursor = 0;
+            let mut rounds = 0;
+            while cursor < ring.len() || !outbox.is_empty() {
+                // Each round is a writable edge; the ring could drop everything before `cursor` now.
+                let (_, progress) = outbox.flush_with(&mut out, ring[cursor..].iter().map(|f| &f[..]));
+                let taken = progress.frames;
+                expected.extend(ring[cursor..cursor + taken].iter().flatten());
+                cursor += taken;
+                rounds += 1;
+                assert!(rounds < 100_000);
+            }
+            assert_eq!(
+                String::from_utf8_lossy(&out.taken),
+                String::from_utf8_lossy(&expected),
+                "step {step}"
+            );
         }
     }
 

@@ -1,7 +1,9 @@
-//! HTTP/1.x on the wire: [`request`] turns bytes into request heads, [`response`] writes answers.
+//! HTTP/1.x on the wire: [`request`] turns bytes into request heads, [`query`] decodes targets,
+//! [`response`] writes answers.
 //!
 //! Both are pure (no sockets): the connection state machine in [`crate::conn`] feeds them bytes and
 //! queues what they write.
 
+pub mod query;
 pub mod request;
 pub mod response;

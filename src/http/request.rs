@@ -32,8 +32,9 @@ impl Default for Limits {
 }
 
 /// The request methods the server tells apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Method {
+    #[default]
     Get,
     Head,
     Post,
@@ -43,7 +44,7 @@ pub enum Method {
 }
 
 /// What the server keeps of a request head.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Request {
     pub method: Method,
     /// The request target as sent, e.g. `/home/events?x=1` (validated by `httparse` as visible ASCII).
@@ -57,6 +58,14 @@ pub struct Request {
     pub content_length: Option<u64>,
     /// Whether a `Transfer-Encoding` header was sent (bodies framed that way are not supported).
     pub has_transfer_encoding: bool,
+    /// `Expect: 100-continue`: the client waits for a go-ahead before sending its body.
+    pub expect_continue: bool,
+    /// `Last-Event-ID`, as sent (untrusted: checked where it is used).
+    pub last_event_id: Option<String>,
+    /// `Authorization`, as sent.
+    pub authorization: Option<String>,
+    /// `Origin`, as sent (cross-origin requests).
+    pub origin: Option<String>,
 }
 
 impl Request {
@@ -191,6 +200,8 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<Request, RequestError> {
     let mut content_length = None;
     let mut has_transfer_encoding = false;
     let mut hosts = 0;
+    let (mut expect_continue, mut last_event_id, mut authorization, mut origin) = (false, None, None, None);
+    let text = |value: &[u8]| String::from_utf8(value.to_vec()).ok();
     for header in req.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("connection") {
@@ -211,6 +222,14 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<Request, RequestError> {
             has_transfer_encoding = true;
         } else if name.eq_ignore_ascii_case("host") {
             hosts += 1;
+        } else if name.eq_ignore_ascii_case("expect") {
+            expect_continue = header.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case("last-event-id") {
+            last_event_id = text(header.value);
+        } else if name.eq_ignore_ascii_case("authorization") {
+            authorization = text(header.value);
+        } else if name.eq_ignore_ascii_case("origin") {
+            origin = text(header.value);
         }
     }
     // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without exactly one Host header.
@@ -227,6 +246,10 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<Request, RequestError> {
         keep_alive,
         content_length,
         has_transfer_encoding,
+        expect_continue,
+        last_event_id,
+        authorization,
+        origin,
     })
 }
 
@@ -314,6 +337,18 @@ mod tests {
         let (second, len2) = complete(&raw[len..]);
         assert_eq!(second.path(), "/b");
         assert_eq!(parse(&raw[len + len2..], 0, LIMITS), Ok(Parse::Partial));
+    }
+
+    #[test]
+    fn the_headers_the_server_acts_on_are_kept() {
+        let (request, _) = complete(
+            b"POST /home/events HTTP/1.1\r\nHost: x\r\nlast-event-id: 42\r\nAuthorization: Bearer s3cret\r\n\
+              Origin: https://app.example\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+        );
+        assert_eq!(request.last_event_id.as_deref(), Some("42"));
+        assert_eq!(request.authorization.as_deref(), Some("Bearer s3cret"));
+        assert_eq!(request.origin.as_deref(), Some("https://app.example"));
+        assert!(request.expect_continue);
     }
 
     #[test]

@@ -22,12 +22,18 @@ pub enum Persistence {
 /// The reason phrase for the statuses this server sends.
 pub fn reason(status: u16) -> &'static str {
     match status {
+        100 => "Continue",
         200 => "OK",
+        204 => "No Content",
         304 => "Not Modified",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
         414 => "URI Too Long",
         431 => "Request Header Fields Too Large",
         501 => "Not Implemented",
@@ -53,6 +59,12 @@ pub fn header(out: &mut Vec<u8>, name: &str, value: &str) {
 /// Appends `Content-Length`, the `Connection` header if needed, and the blank line that ends the head.
 pub fn finish(out: &mut Vec<u8>, content_length: usize, persistence: Persistence) {
     let _ = write!(out, "Content-Length: {content_length}\r\n");
+    end_head(out, persistence);
+}
+
+/// Appends the `Connection` header if needed and the blank line, with no length: for a 204, which must
+/// not carry one (RFC 9110 §8.6).
+pub fn end_head(out: &mut Vec<u8>, persistence: Persistence) {
     match persistence {
         Persistence::KeepAlive { http10: true } => header(out, "Connection", "keep-alive"),
         Persistence::KeepAlive { http10: false } => {}
@@ -61,21 +73,69 @@ pub fn finish(out: &mut Vec<u8>, content_length: usize, persistence: Persistence
     out.extend_from_slice(b"\r\n");
 }
 
+/// A cross-origin grant: the `Access-Control-Allow-Origin` value, and whether credentials are allowed
+/// (never with `*`, which browsers refuse for credentialed requests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cors {
+    pub origin: String,
+    pub credentials: bool,
+}
+
+/// Appends the CORS headers of a grant, if any. An echoed origin also gets `Vary: Origin`, so caches
+/// do not hand one origin's answer to another.
+pub fn cors_headers(out: &mut Vec<u8>, cors: Option<&Cors>) {
+    let Some(cors) = cors else { return };
+    header(out, "Access-Control-Allow-Origin", &cors.origin);
+    if cors.credentials {
+        header(out, "Access-Control-Allow-Credentials", "true");
+        header(out, "Vary", "Origin");
+    }
+}
+
 /// Appends the head of an event stream: status 200, no length, closed by the server when it ends.
 ///
 /// `no-cache` stops caches from storing a live stream; `no-transform` and `X-Accel-Buffering: no` stop
 /// compressing or buffering proxies (nginx, CDNs) from holding events back.
-pub fn event_stream_head(out: &mut Vec<u8>, date: &str) {
+pub fn event_stream_head(out: &mut Vec<u8>, date: &str, cors: Option<&Cors>) {
     start(out, 200, date);
     header(out, "Content-Type", "text/event-stream");
     header(out, "Cache-Control", "no-cache, no-transform");
     header(out, "X-Accel-Buffering", "no");
+    cors_headers(out, cors);
     header(out, "Connection", "close");
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends a complete short plain-text answer, typically an error: `status`, any `extra` headers, and a
-/// one-line body that says what went wrong (omitted, length kept, for `HEAD`).
+/// A complete answer with a body held in the response itself (not a shared file).
+#[derive(Debug)]
+pub struct Answer<'a> {
+    pub status: u16,
+    pub content_type: &'a str,
+    pub body: &'a [u8],
+    pub extra: &'a [(&'a str, &'a str)],
+    pub cors: Option<&'a Cors>,
+    /// `HEAD`: the head says the body's length, the body is not sent.
+    pub head_only: bool,
+    pub persistence: Persistence,
+}
+
+/// Appends a complete answer: status line, `Date`, type, `Cache-Control: no-store`, extra and CORS
+/// headers, length, and the body.
+pub fn answer(out: &mut Vec<u8>, date: &str, a: &Answer<'_>) {
+    start(out, a.status, date);
+    header(out, "Content-Type", a.content_type);
+    header(out, "Cache-Control", "no-store");
+    for (name, value) in a.extra {
+        header(out, name, value);
+    }
+    cors_headers(out, a.cors);
+    finish(out, a.body.len(), a.persistence);
+    if !a.head_only {
+        out.extend_from_slice(a.body);
+    }
+}
+
+/// Appends a short plain-text answer, typically an error: a one-line body that says what went wrong.
 pub fn plain(
     out: &mut Vec<u8>,
     date: &str,
@@ -86,16 +146,9 @@ pub fn plain(
     persistence: Persistence,
 ) {
     let body = format!("{status} {}: {message}\n", reason(status));
-    start(out, status, date);
-    header(out, "Content-Type", "text/plain; charset=utf-8");
-    header(out, "Cache-Control", "no-store");
-    for (name, value) in extra {
-        header(out, name, value);
-    }
-    finish(out, body.len(), persistence);
-    if !head_only {
-        out.extend_from_slice(body.as_bytes());
-    }
+    let content_type = "text/plain; charset=utf-8";
+    let a = Answer { status, content_type, body: body.as_bytes(), extra, cors: None, head_only, persistence };
+    answer(out, date, &a);
 }
 
 #[cfg(test)]
@@ -107,12 +160,25 @@ mod tests {
     #[test]
     fn event_stream_head_is_exact() {
         let mut out = Vec::new();
-        event_stream_head(&mut out, DATE);
+        event_stream_head(&mut out, DATE, None);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Type: text/event-stream\r\n\
              Cache-Control: no-cache, no-transform\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn cors_headers_echo_an_allowed_origin_with_credentials() {
+        let mut out = Vec::new();
+        let cors = Cors { origin: "https://app.example".into(), credentials: true };
+        event_stream_head(&mut out, DATE, Some(&cors));
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("\r\nAccess-Control-Allow-Origin: https://app.example\r\n"), "{text}");
+        assert!(text.contains("\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n"), "{text}");
+        let mut out = Vec::new();
+        cors_headers(&mut out, Some(&Cors { origin: "*".into(), credentials: false }));
+        assert_eq!(out, b"Access-Control-Allow-Origin: *\r\n");
     }
 
     #[test]

@@ -1,0 +1,266 @@
+//! What only event streams do: start (head, comment, `retry:`, replay), tick, heartbeat, and catch up with
+//! published events.
+//!
+//! Rules:
+//! - A stream's output is its outbox (head, ticks, comments, partial-write tails) followed by the hub's
+//!   ring from its cursor. A tick or heartbeat is only written when the stream is *caught up* (outbox
+//!   empty, cursor at the ring's end): it then goes straight to the socket, and its bytes can never land
+//!   between a published event's bytes.
+//! - Ticks keep their phase: each deadline is the previous one plus the interval, never "now" plus the
+//!   interval, which would drift by the loop's lateness on every tick. A tick that falls due while the
+//!   stream is not caught up is skipped and counted: a stale clock reading helps nobody.
+//! - Heartbeats are lazy: the timer is armed once per heartbeat period and, when it fires, checks how long
+//!   the stream has really been silent. Writes never touch the timer queue.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use super::{Connection, Next, Shared, State};
+use crate::clock;
+use crate::http::response::{self, Cors};
+use crate::hub;
+use crate::routes::StreamOptions;
+use crate::sse;
+
+/// The comment sent to a stream that has been silent for `--heartbeat-ms`.
+pub const HEARTBEAT: &[u8] = b": heartbeat\n\n";
+
+/// The state of one event stream.
+#[derive(Debug)]
+pub struct Stream {
+    pub opened: Instant,
+    /// When the next tick falls due (`None` when this stream has no ticks).
+    pub next_tick: Option<Instant>,
+    /// This stream's tick interval (the server's, or the client's `?interval_ms=` within bounds).
+    pub interval: Option<Duration>,
+    /// Length of each tick's data (`?bytes=`): the time of day, then padding.
+    pub payload_bytes: u32,
+    /// Id of the next published event to send.
+    pub cursor: u64,
+    /// Frames handed to this client whole: ticks and published events.
+    pub events: u64,
+    /// Ticks skipped because output was still pending when they fell due.
+    pub skipped: u64,
+    /// Bytes the client sent after its request (read and discarded).
+    pub input_bytes: u64,
+    /// When bytes last went out (what the heartbeat measures silence from).
+    pub last_sent: Instant,
+    /// When to next check for silence (`None` when heartbeats are off).
+    pub heartbeat_at: Option<Instant>,
+}
+
+impl Stream {
+    /// The earliest of the next tick and the next heartbeat check.
+    pub fn deadline(&self) -> Option<Instant> {
+        match (self.next_tick, self.heartbeat_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+impl Connection {
+    /// Turns this connection into an event stream: queues the head, a comment (so that the head and
+    /// `open` get through proxies at once), `retry:`, the `lost` signal if events the client had not
+    /// seen were dropped, and the first tick. Published events to replay follow from the ring.
+    pub(super) fn start_stream(
+        &mut self,
+        shared: &mut Shared,
+        now: Instant,
+        options: StreamOptions,
+        cors: Option<&Cors>,
+    ) {
+        let resume = shared.hub.resume(options.last_event_id);
+        let replay = shared.hub.next_id() - resume.cursor;
+        let mut out = Vec::with_capacity(320);
+        response::event_stream_head(&mut out, shared.dates.get(SystemTime::now()), cors);
+        sse::write_comment(&mut out, "ok");
+        sse::write_retry(&mut out, shared.config.retry_ms);
+        if let Some((last, first_available)) = resume.lost {
+            hub::write_lost(&mut out, last, first_available);
+        }
+        let mut events = 0;
+        let mut next_tick = options.interval.map(|interval| now + interval);
+        if options.interval.is_some() {
+            if replay == 0 {
+                write_tick(&mut out, options.payload_bytes); // the first tick goes out with the head
+                events = 1;
+            } else {
+                next_tick = Some(now); // after the replay, still this turn if the kernel takes it all
+            }
+        }
+        self.outbox.push_owned(out);
+        self.state = State::Streaming(Stream {
+            opened: now,
+            next_tick,
+            interval: options.interval,
+            payload_bytes: options.payload_bytes,
+            cursor: resume.cursor,
+            events,
+            skipped: 0,
+            input_bytes: 0,
+            last_sent: now,
+            heartbeat_at: shared.config.heartbeat().map(|period| now + period),
+        });
+        shared.counters.streams_opened += 1;
+        shared.counters.events_sent += events;
+        shared.counters.replayed += replay;
+        shared.gauges.open_streams += 1;
+        log::info!(
+            "stream from {} opened ({} open){}",
+            self.peer,
+            shared.gauges.open_streams,
+            if replay > 0 { format!(", replaying {replay} events") } else { String::new() }
+        );
+    }
+
+    /// The stream's deadline passed: tick and/or check for silence.
+    pub(super) fn on_stream_deadline(&mut self, shared: &mut Shared, now: Instant) -> Next {
+        // Catch up first: a tick or heartbeat may only follow everything already owed.
+        if let Err(reason) = self.flush(shared) {
+            return Next::Close(reason);
+        }
+        let caught_up = self.caught_up(shared);
+        let State::Streaming(stream) = &mut self.state else { return Next::Wait };
+
+        let mut frame = None;
+        if let (Some(due), Some(interval)) = (stream.next_tick, stream.interval)
+            && due <= now
+        {
+            if caught_up {
+                shared.frame.clear();
+                write_tick(&mut shared.frame, stream.payload_bytes);
+                frame = Some(Frame::Tick);
+            } else {
+                stream.skipped += 1;
+                shared.counters.ticks_skipped += 1;
+                log::debug!("{}: tick skipped, earlier output still unsent", self.peer);
+            }
+            let (next, missed) = next_on_grid(due, interval, now);
+            stream.next_tick = Some(next);
+            stream.skipped += missed;
+            shared.counters.ticks_skipped += missed;
+        }
+        if let (Some(check), Some(period)) = (stream.heartbeat_at, shared.config.heartbeat())
+            && check <= now
+        {
+            let silent_for = now.saturating_duration_since(stream.last_sent);
+            if frame.is_none() && caught_up && silent_for >= period {
+                shared.frame.clear();
+                shared.frame.extend_from_slice(HEARTBEAT);
+                frame = Some(Frame::Heartbeat);
+            }
+            let last = if frame.is_some() { now } else { stream.last_sent };
+            stream.heartbeat_at = Some((last + period).max(now + Duration::from_millis(1)));
+        }
+        let Some(frame) = frame else { return Next::Wait };
+
+        let before = self.outbox.pending_bytes();
+        if let super::outbox::Flush::Failed(error) =
+            self.outbox.write_through(&mut self.socket, &shared.frame)
+        {
+            return Next::Close(super::close_reason(&error));
+        }
+        let written = shared.frame.len() - (self.outbox.pending_bytes() - before);
+        shared.counters.bytes_sent += written as u64;
+        let State::Streaming(stream) = &mut self.state else { return Next::Wait };
+        stream.last_sent = now;
+        match frame {
+            Frame::Tick => {
+                stream.events += 1;
+                shared.counters.events_sent += 1;
+                log::debug!("{}: tick {}", self.peer, stream.events);
+            }
+            Frame::Heartbeat => {
+                shared.counters.heartbeats += 1;
+                log::debug!("{}: heartbeat", self.peer);
+            }
+        }
+        Next::Wait
+    }
+
+    /// After a publish: a stream waiting for nothing writes the new events now. (A stream with bytes
+    /// pending is waiting for a writable edge, and that flush will take the new events too.)
+    pub fn catch_up(&mut self, shared: &mut Shared) -> Next {
+        match &self.state {
+            State::Streaming(stream) if self.outbox.is_empty() && stream.cursor < shared.hub.next_id() => {
+                match self.flush(shared) {
+                    Ok(()) => Next::Wait,
+                    Err(reason) => Next::Close(reason),
+                }
+            }
+            _ => Next::Wait,
+        }
+    }
+
+    /// Whether this stream has nothing owed: its outbox is empty and its cursor is at the ring's end.
+    fn caught_up(&self, shared: &Shared) -> bool {
+        match &self.state {
+            State::Streaming(stream) => self.outbox.is_empty() && stream.cursor == shared.hub.next_id(),
+            _ => false,
+        }
+    }
+}
+
+/// What a stream deadline wrote.
+enum Frame {
+    Tick,
+    Heartbeat,
+}
+
+/// Appends a tick with `payload_bytes` of data: the time of day now, then padding.
+fn write_tick(out: &mut Vec<u8>, payload_bytes: u32) {
+    sse::write_tick(out, &clock::time_of_day(SystemTime::now()), payload_bytes as usize);
+}
+
+/// The first deadline after `now` on the grid `due + k × interval`, and how many grid points were missed
+/// on the way (ticks the loop was too late to send; skipped, never sent in a burst).
+pub fn next_on_grid(due: Instant, interval: Duration, now: Instant) -> (Instant, u64) {
+    let next = due + interval;
+    if next > now {
+        return (next, 0);
+    }
+    let missed = ((now - next).as_nanos() / interval.as_nanos().max(1)) as u64 + 1;
+    let skip = Duration::from_nanos((interval.as_nanos() as u64).saturating_mul(missed));
+    (next + skip, missed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_stay_on_their_grid_without_drift() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        // On time, or a little late: the next deadline is the previous plus the interval, not now plus it.
+        assert_eq!(next_on_grid(t0, ms(100), t0), (t0 + ms(100), 0));
+        assert_eq!(next_on_grid(t0, ms(100), t0 + ms(37)), (t0 + ms(100), 0));
+        // More than an interval late: the missed grid points are skipped and counted, the phase kept.
+        assert_eq!(next_on_grid(t0, ms(100), t0 + ms(100)), (t0 + ms(200), 1));
+        assert_eq!(next_on_grid(t0, ms(100), t0 + ms(250)), (t0 + ms(300), 2));
+        assert_eq!(next_on_grid(t0, ms(1), t0 + ms(1000)), (t0 + ms(1001), 1000));
+    }
+
+    #[test]
+    fn the_deadline_is_the_earlier_of_tick_and_heartbeat() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut stream = Stream {
+            opened: t0,
+            next_tick: Some(t0 + ms(30)),
+            interval: Some(ms(30)),
+            payload_bytes: 12,
+            cursor: 0,
+            events: 0,
+            skipped: 0,
+            input_bytes: 0,
+            last_sent: t0,
+            heartbeat_at: Some(t0 + ms(20)),
+        };
+        assert_eq!(stream.deadline(), Some(t0 + ms(20)));
+        stream.heartbeat_at = None;
+        assert_eq!(stream.deadline(), Some(t0 + ms(30)));
+        stream.next_tick = None;
+        assert_eq!(stream.deadline(), None);
+    }
+}
