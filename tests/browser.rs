@@ -37,29 +37,20 @@ fn manifest_dir() -> &'static Path {
 /// Fails the test, naming every missing prerequisite, unless Chromium, Node.js and playwright-core are
 /// all there.
 fn require_browser_tools() {
-    let chromium = std::env::var_os("CHROMIUM")
-        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    let chromium =
+        std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
     let mut missing = Vec::new();
     if !chromium.is_file() {
-        missing.push(format!(
-            "Chromium at {} (set CHROMIUM to use another)",
-            chromium.display()
-        ));
+        missing.push(format!("Chromium at {} (set CHROMIUM to use another)", chromium.display()));
     }
     match Command::new("node").arg("--version").output() {
         Ok(out) if out.status.success() => {}
-        Ok(out) => missing.push(format!(
-            "a working `node` (`node --version` said {:?})",
-            out.status
-        )),
+        Ok(out) => missing.push(format!("a working `node` (`node --version` said {:?})", out.status)),
         Err(e) => missing.push(format!("`node` on PATH ({e})")),
     }
     let playwright = manifest_dir().join("tests/browser/node_modules/playwright-core/package.json");
     if !playwright.is_file() {
-        missing.push(format!(
-            "playwright-core ({} is missing)",
-            playwright.display()
-        ));
+        missing.push(format!("playwright-core ({} is missing)", playwright.display()));
     }
     assert!(
         missing.is_empty(),
@@ -115,11 +106,7 @@ impl Driver {
             let _ = stderr.read_to_string(&mut text);
             text
         });
-        Driver {
-            child,
-            stdout: rx,
-            stderr: Some(stderr),
-        }
+        Driver { child, stdout: rx, stderr: Some(stderr) }
     }
 
     /// Waits for the next stdout line; `None` once the driver has closed its stdout (it is exiting).
@@ -147,18 +134,11 @@ impl Driver {
             stdout.push(line);
         }
         let status = self.child.wait().expect("wait for the browser driver");
-        Finished {
-            status,
-            stdout,
-            stderr: self.take_stderr(),
-        }
+        Finished { status, stdout, stderr: self.take_stderr() }
     }
 
     fn take_stderr(&mut self) -> String {
-        self.stderr
-            .take()
-            .map(|t| t.join().unwrap_or_default())
-            .unwrap_or_default()
+        self.stderr.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default()
     }
 }
 
@@ -180,10 +160,7 @@ impl Finished {
             self.stderr,
             self.stdout
         );
-        self.stdout
-            .last()
-            .map(String::as_str)
-            .expect("a JSON line on the driver's stdout")
+        self.stdout.last().map(String::as_str).expect("a JSON line on the driver's stdout")
     }
 }
 
@@ -191,10 +168,7 @@ impl Finished {
 /// for a string. Enough for the driver's one-line report; not a JSON parser.
 fn json_field<'a>(json: &'a str, key: &str) -> &'a str {
     let pattern = format!("\"{key}\":");
-    let start = json
-        .find(&pattern)
-        .unwrap_or_else(|| panic!("no {key:?} in {json}"))
-        + pattern.len();
+    let start = json.find(&pattern).unwrap_or_else(|| panic!("no {key:?} in {json}")) + pattern.len();
     let rest = &json[start..];
     match rest.strip_prefix('"') {
         Some(text) => &text[..text.find('"').expect("closing quote")],
@@ -203,9 +177,7 @@ fn json_field<'a>(json: &'a str, key: &str) -> &'a str {
 }
 
 fn json_number(json: &str, key: &str) -> u64 {
-    json_field(json, key)
-        .parse()
-        .unwrap_or_else(|_| panic!("{key:?} is not a whole number in {json}"))
+    json_field(json, key).parse().unwrap_or_else(|_| panic!("{key:?} is not a whole number in {json}"))
 }
 
 /// True for `HH:MM:SS.mmm`.
@@ -221,10 +193,7 @@ fn is_time_of_day(text: &str) -> bool {
 
 /// Where a test leaves its screenshot, to look at when it fails (or when the page changes).
 fn screenshot_path(name: &str) -> String {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(name)
-        .display()
-        .to_string()
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(name).display().to_string()
 }
 
 #[test]
@@ -238,10 +207,7 @@ fn demo_page_shows_ticks_in_chromium() {
 
     assert_eq!(json_field(report, "state"), "open", "report: {report}");
     assert!(json_number(report, "count") >= 2, "report: {report}");
-    assert!(
-        is_time_of_day(json_field(report, "last")),
-        "report: {report}"
-    );
+    assert!(is_time_of_day(json_field(report, "last")), "report: {report}");
     eprintln!("browser saw {report}; screenshot: {shot}");
 }
 
@@ -255,21 +221,12 @@ fn demo_page_reconnects_after_server_restart_on_same_port() {
         .join(format!("browser-reconnect-signal-{}", std::process::id()));
     let _ = std::fs::remove_file(&signal);
 
-    let mut driver = Driver::start(
-        &url,
-        &[
-            &shot,
-            "--reconnect-signal",
-            signal.to_str().expect("UTF-8 path"),
-        ],
-    );
+    let mut driver =
+        Driver::start(&url, &[&shot, "--reconnect-signal", signal.to_str().expect("UTF-8 path")]);
     let ready = driver.next_line("READY", Instant::now() + DRIVER_PATIENCE);
     if ready.as_deref() != Some("READY") {
         let run = driver.finish();
-        panic!(
-            "the driver did not print READY (got {ready:?}); stderr:\n{}",
-            run.stderr
-        );
+        panic!("the driver did not print READY (got {ready:?}); stderr:\n{}", run.stderr);
     }
 
     // The server goes away (its stream breaks under the page) and a new one takes the same port.
@@ -286,9 +243,6 @@ fn demo_page_reconnects_after_server_restart_on_same_port() {
     assert!(json_number(report, "reconnects") >= 1, "report: {report}");
     // At least 2 ticks before the restart and 2 after (the driver checks the "after" part itself).
     assert!(json_number(report, "count") >= 4, "report: {report}");
-    assert!(
-        is_time_of_day(json_field(report, "last")),
-        "report: {report}"
-    );
+    assert!(is_time_of_day(json_field(report, "last")), "report: {report}");
     eprintln!("browser saw {report}; screenshot: {shot}");
 }
