@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of mio-sse: unit, integration over real sockets, curl, and the demo page in headless
-# Chromium. Installs what the browser tests need when it is missing (Debian's chromium package, and the
-# npm packages pinned in tests/browser/package-lock.json), so a fresh machine needs only this command.
+# Chromium. Installs what the tests need when it is missing (Debian's chromium package, the npm packages
+# pinned in tests/browser/package-lock.json, Python's prometheus_client), so a fresh machine needs only
+# this command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,10 @@ if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
 fi
 if ! command -v curl >/dev/null; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq curl >/dev/null
+fi
+if ! python3 -c "import prometheus_client" 2>/dev/null; then
+  echo "test.sh: installing prometheus_client (the reference parser the metrics test checks against)"
+  python3 -m pip install --quiet --disable-pip-version-check prometheus_client 2>&1 | grep -v "Running pip as the 'root' user" || true
 fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   echo "test.sh: installing tests/browser's npm packages"

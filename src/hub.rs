@@ -69,8 +69,9 @@ pub struct Hub {
     first_id: u64,
     /// Id the next published event gets.
     next_id: u64,
-    /// Set by a publish, cleared by the loop once it has woken the streams.
-    woken: bool,
+    /// Events and bytes published in this loop turn (see [`Hub::has_turn_budget`]).
+    turn_events: usize,
+    turn_bytes: usize,
 }
 
 impl Hub {
@@ -84,7 +85,8 @@ impl Hub {
             max_bytes,
             first_id: seed,
             next_id: seed,
-            woken: false,
+            turn_events: 0,
+            turn_bytes: 0,
         }
     }
 
@@ -102,8 +104,17 @@ impl Hub {
                 self.ring_bytes -= old.bytes.len();
             }
         }
-        self.woken = true;
+        self.turn_events += 1;
+        self.turn_bytes += self.ring.back().map_or(0, |f| f.bytes.len());
         id
+    }
+
+    /// Whether another event may be published in this loop turn. At most half the ring (by count and by
+    /// bytes) is published between two fan-outs, so a stream that writes everything it is sent each turn
+    /// can never fall off the ring, however fast publishers pipeline. A publisher over budget waits for
+    /// the next turn.
+    pub fn has_turn_budget(&self) -> bool {
+        self.turn_events < (self.max_events / 2).max(1) && self.turn_bytes < (self.max_bytes / 2).max(1)
     }
 
     /// The id the next event will get; a stream whose cursor is here is caught up.
@@ -121,9 +132,10 @@ impl Hub {
         (self.ring.len(), self.ring_bytes)
     }
 
-    /// Whether anything was published since the last call (and clears it).
-    pub fn take_woken(&mut self) -> bool {
-        std::mem::take(&mut self.woken)
+    /// Ends a loop turn's publishing: returns whether anything was published in it, and renews the budget.
+    pub fn end_turn(&mut self) -> bool {
+        self.turn_bytes = 0;
+        std::mem::take(&mut self.turn_events) > 0
     }
 
     /// The frames from id `cursor` on, oldest first; `None` if `cursor` fell off the ring.
@@ -201,8 +213,8 @@ mod tests {
         );
         assert_eq!(collect(&hub, 1001).len(), 1);
         assert_eq!(collect(&hub, 1002).len(), 0, "caught up");
-        assert!(hub.take_woken());
-        assert!(!hub.take_woken());
+        assert!(hub.end_turn());
+        assert!(!hub.end_turn());
     }
 
     #[test]
@@ -223,6 +235,24 @@ mod tests {
         let mut huge = Hub::new(1, 100, 10);
         huge.publish(None, &"x".repeat(100));
         assert_eq!(huge.ring_len().0, 1, "the newest event is always kept");
+    }
+
+    #[test]
+    fn at_most_half_the_ring_is_published_in_one_turn() {
+        let mut hub = Hub::new(1, 10, 1 << 20);
+        let mut published = 0;
+        while hub.has_turn_budget() {
+            hub.publish(None, "x");
+            published += 1;
+        }
+        assert_eq!(published, 5);
+        assert!(hub.end_turn());
+        assert!(hub.has_turn_budget(), "a new turn, a new budget");
+        let mut bytes = Hub::new(1, 1000, 100);
+        while bytes.has_turn_budget() {
+            bytes.publish(None, "0123456789");
+        }
+        assert!(bytes.ring_len().1 >= 50 && bytes.ring_len().0 < 10);
     }
 
     #[test]

@@ -32,8 +32,9 @@
 //!   ├─ connection events: record readiness, drive the connection (write, read, answer)
 //!   ├─ listener event: remember it is ready
 //!   ├─ accept (bounded), register each new connection for READABLE | WRITABLE once
-//!   ├─ fire due timers: ticks, request/idle/linger timeouts
-//!   └─ drive the connections left over from the last turn's bounds
+//!   ├─ fire due timers: ticks, heartbeats, request/idle/linger timeouts
+//!   ├─ drive the connections left over from the last turn's bounds
+//!   └─ fan out: streams write the events published this turn, each in one writev
 //! ```
 //!
 //! After any handler, `Server::settle` applies its [`Next`]: close the connection, or move its timer to
@@ -180,12 +181,13 @@ impl Server {
                     conn.drive(shared, now)
                 });
             }
-            self.fan_out();
             self.accept_pending(now);
             self.fire_timers(now);
             for key in leftovers {
                 self.with_conn(key, |conn, shared| conn.drive(shared, now));
             }
+            // Last: whatever any step above published goes out this turn, before the next poll.
+            self.fan_out();
         }
     }
 
@@ -205,7 +207,7 @@ impl Server {
     /// all it is missing in one `writev`; streams with bytes pending get them with their next writable
     /// edge. Publishes within one turn thus cost each stream one syscall, however many there were.
     fn fan_out(&mut self) {
-        if !self.shared.hub.take_woken() {
+        if !self.shared.hub.end_turn() {
             return;
         }
         let mut keys = std::mem::take(&mut self.fan_out_keys);

@@ -36,12 +36,14 @@ impl Connection {
     /// or start closing it.
     pub(super) fn answer(&mut self, request: &Request, shared: &mut Shared, now: Instant) {
         shared.counters.requests += 1;
-        let persistence = if request.keep_alive && !request.has_body() && !self.over_capacity {
+        let keep_alive = if request.keep_alive && !self.over_capacity {
             Persistence::KeepAlive { http10: request.minor_version == 0 }
         } else {
-            // A body we do not read must not be parsed as the next request: close after answering.
             Persistence::Close
         };
+        // Only a publish reads its body; after any other request with a body, close rather than parse the
+        // body as the next request.
+        let persistence = if request.has_body() { Persistence::Close } else { keep_alive };
         let cors = routes::cors_grant(&shared.config, request.origin.as_deref());
         let head_only = request.method == Method::Head;
         let ctx = routes::Context {
@@ -65,7 +67,7 @@ impl Connection {
                     // The client waits for this before sending its body (curl does for bodies > 1 KiB).
                     self.outbox.push_owned(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
                 }
-                let publish = PendingPublish { event, length: content_length, persistence, cors };
+                let publish = PendingPublish { event, length: content_length, persistence: keep_alive, cors };
                 let deadline = now + shared.config.request_timeout();
                 self.state = State::ReadingBody { deadline, publish: Box::new(publish) };
             }

@@ -186,6 +186,8 @@ pub struct Connection {
     readable: bool,
     /// Accepted past `--max-connections`: its request gets "come back later".
     over_capacity: bool,
+    /// A complete publish waits for the next turn's publishing budget.
+    deferred: bool,
     /// The deadline armed for this connection in the server's timer queue (the server's bookkeeping).
     pub armed_timer: Option<Instant>,
 }
@@ -208,6 +210,7 @@ impl Connection {
             outbox: Outbox::default(),
             readable: false,
             over_capacity,
+            deferred: false,
             armed_timer: None,
         }
     }
@@ -314,6 +317,9 @@ impl Connection {
         let mut reads = 0;
         loop {
             self.serve_buffered(shared, now, scanned);
+            if std::mem::take(&mut self.deferred) {
+                return Next::Again;
+            }
             if !self.is_reading() {
                 // Became a stream or is closing: what the client sent after that request is not a request.
                 self.discard_inbuf();
@@ -364,6 +370,10 @@ impl Connection {
                 let length = publish.length;
                 if self.inbuf.len() < length {
                     return; // more of the body to come
+                }
+                if !shared.hub.has_turn_budget() {
+                    self.deferred = true; // publish next turn, after the streams caught up
+                    return;
                 }
                 let body: Vec<u8> = self.inbuf.drain(..length).collect();
                 let idle = self.idle_state(shared, now);

@@ -18,6 +18,7 @@ use super::{Connection, Next, Shared, State};
 use crate::clock;
 use crate::http::response::{self, Cors};
 use crate::hub;
+use crate::metrics::CloseReason;
 use crate::routes::StreamOptions;
 use crate::sse;
 
@@ -179,16 +180,19 @@ impl Connection {
     }
 
     /// After a publish: a stream waiting for nothing writes the new events now. (A stream with bytes
-    /// pending is waiting for a writable edge, and that flush will take the new events too.)
+    /// pending is waiting for a writable edge, and that flush will take the new events too.) A stream
+    /// whose cursor fell off the ring is closed now rather than at its next write.
     pub fn catch_up(&mut self, shared: &mut Shared) -> Next {
-        match &self.state {
-            State::Streaming(stream) if self.outbox.is_empty() && stream.cursor < shared.hub.next_id() => {
-                match self.flush(shared) {
-                    Ok(()) => Next::Wait,
-                    Err(reason) => Next::Close(reason),
-                }
-            }
-            _ => Next::Wait,
+        let State::Streaming(stream) = &self.state else { return Next::Wait };
+        if stream.cursor < shared.hub.oldest_id() {
+            return Next::Close(CloseReason::FellBehind);
+        }
+        if !self.outbox.is_empty() || stream.cursor == shared.hub.next_id() {
+            return Next::Wait;
+        }
+        match self.flush(shared) {
+            Ok(()) => Next::Wait,
+            Err(reason) => Next::Close(reason),
         }
     }
 
