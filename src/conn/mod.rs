@@ -73,7 +73,7 @@ pub const MAX_READS_PER_TURN: usize = 16;
 /// Unsent bytes past which a connection's further requests wait (backpressure).
 pub const OUTBOX_HIGH_WATER: usize = 256 * 1024;
 /// Bytes a stream's client may send after its request before the stream is closed.
-pub const STREAM_INPUT_LIMIT: u64 = 64 * 1024;
+pub const STREAM_INPUT_LIMIT: u32 = 64 * 1024;
 /// How long a closing connection waits for the peer's EOF after the last response.
 pub const LINGER: Duration = Duration::from_secs(2);
 
@@ -432,7 +432,7 @@ impl Connection {
     /// Bytes buffered after the request that ended reading: counted as stream input, then dropped.
     fn discard_inbuf(&mut self) {
         if let State::Streaming(stream) = &mut self.state {
-            stream.input_bytes += self.inbuf.len() as u64;
+            stream.input_bytes = stream.input_bytes.saturating_add(self.inbuf.len() as u32);
         }
         self.inbuf = Vec::new();
     }
@@ -447,7 +447,7 @@ impl Connection {
             match read_some(&mut self.socket, &mut scratch) {
                 ReadResult::Data(n) => {
                     if let State::Streaming(stream) = &mut self.state {
-                        stream.input_bytes += n as u64;
+                        stream.input_bytes = stream.input_bytes.saturating_add(n as u32);
                     }
                 }
                 ReadResult::WouldBlock => {

@@ -31,8 +31,9 @@ pub struct Stream {
     pub opened: Instant,
     /// When the next tick falls due (`None` when this stream has no ticks).
     pub next_tick: Option<Instant>,
-    /// This stream's tick interval (the server's, or the client's `?interval_ms=` within bounds).
-    pub interval: Option<Duration>,
+    /// This stream's tick interval in ms, 0 for none (the server's, or the client's `?interval_ms=`
+    /// within bounds; flags cap it at a day, so it fits). Kept small: there is one per stream.
+    pub interval_ms: u32,
     /// Length of each tick's data (`?bytes=`): the time of day, then padding.
     pub payload_bytes: u32,
     /// Id of the next published event to send.
@@ -40,9 +41,9 @@ pub struct Stream {
     /// Frames handed to this client whole: ticks and published events.
     pub events: u64,
     /// Ticks skipped because output was still pending when they fell due.
-    pub skipped: u64,
+    pub skipped: u32,
     /// Bytes the client sent after its request (read and discarded).
-    pub input_bytes: u64,
+    pub input_bytes: u32,
     /// When bytes last went out (what the heartbeat measures silence from).
     pub last_sent: Instant,
     /// When to next check for silence (`None` when heartbeats are off).
@@ -93,7 +94,7 @@ impl Connection {
         self.state = State::Streaming(Stream {
             opened: now,
             next_tick,
-            interval: options.interval,
+            interval_ms: options.interval.map_or(0, |i| i.as_millis() as u32),
             payload_bytes: options.payload_bytes,
             cursor: resume.cursor,
             events,
@@ -124,7 +125,7 @@ impl Connection {
         let State::Streaming(stream) = &mut self.state else { return Next::Wait };
 
         let mut frame = None;
-        if let (Some(due), Some(interval)) = (stream.next_tick, stream.interval)
+        if let Some(due) = stream.next_tick
             && due <= now
         {
             if caught_up {
@@ -132,13 +133,14 @@ impl Connection {
                 write_tick(&mut shared.frame, stream.payload_bytes);
                 frame = Some(Frame::Tick);
             } else {
-                stream.skipped += 1;
+                stream.skipped = stream.skipped.saturating_add(1);
                 shared.counters.ticks_skipped += 1;
                 log::debug!("{}: tick skipped, earlier output still unsent", self.peer);
             }
+            let interval = Duration::from_millis(stream.interval_ms.max(1).into());
             let (next, missed) = next_on_grid(due, interval, now);
             stream.next_tick = Some(next);
-            stream.skipped += missed;
+            stream.skipped = stream.skipped.saturating_add(missed.min(u32::MAX.into()) as u32);
             shared.counters.ticks_skipped += missed;
         }
         if let (Some(check), Some(period)) = (stream.heartbeat_at, shared.config.heartbeat())
@@ -252,7 +254,7 @@ mod tests {
         let mut stream = Stream {
             opened: t0,
             next_tick: Some(t0 + ms(30)),
-            interval: Some(ms(30)),
+            interval_ms: 30,
             payload_bytes: 12,
             cursor: 0,
             events: 0,
