@@ -98,6 +98,23 @@ pub struct Config {
     #[arg(long, default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
     pub keepalive_timeout_ms: u64,
 
+    /// A stream that owes bytes but could not write any for this many milliseconds is closed: its peer
+    /// vanished without a FIN, or stopped reading. 0 turns it off.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(0..=MAX_MS))]
+    pub write_stall_timeout_ms: u64,
+
+    /// Bytes one stream may be behind (its own queue plus published events it has not sent) before it is
+    /// dropped as a slow reader. Its client comes back with `Last-Event-ID` and catches up from the
+    /// replay buffer.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_pending_bytes: u64,
+
+    /// On SIGINT or SIGTERM: milliseconds to finish sending what is queued before exiting anyway. Every
+    /// stream ends with a jittered `retry:` so that clients come back spread out. A second signal exits at
+    /// once.
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(0..=MAX_MS))]
+    pub shutdown_timeout_ms: u64,
+
     /// SO_SNDBUF for each connection, in bytes [default: the kernel's autotuning]. A small value caps the
     /// kernel memory a stream that stops reading can hold (the kernel doubles it for bookkeeping), and
     /// makes such a stream reach backpressure sooner.
@@ -126,6 +143,11 @@ impl Config {
         (self.heartbeat_ms > 0).then(|| Duration::from_millis(self.heartbeat_ms))
     }
 
+    /// The write-stall timeout, or `None` when it is off.
+    pub fn write_stall_timeout(&self) -> Option<Duration> {
+        (self.write_stall_timeout_ms > 0).then(|| Duration::from_millis(self.write_stall_timeout_ms))
+    }
+
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
     }
@@ -134,8 +156,9 @@ impl Config {
         Duration::from_millis(self.keepalive_timeout_ms)
     }
 
-    /// The connection cap for a process whose open-file limit is `fd_limit`: the flag's value if it
-    /// fits, else an error that says what does.
+    /// The connection cap for a process whose open-file limit is `fd_limit`: the flag's value, or what
+    /// fits the limit. A cap above what fits is allowed with a warning (accepting then pauses whenever the
+    /// process runs out of fds, and resumes by itself); 0 is an error.
     pub fn max_connections(&self, fd_limit: u64) -> Result<usize, String> {
         let fit = fd_limit.saturating_sub(RESERVED_FDS + OVERFLOW_SLOTS as u64) as usize;
         match self.max_connections {
@@ -144,11 +167,16 @@ impl Config {
             }
             None => Ok(fit),
             Some(0) => Err("--max-connections must be at least 1".into()),
-            Some(n) if n > fit => Err(format!(
-                "--max-connections {n} does not fit the open-file limit {fd_limit} \
-                 (at most {fit}: {RESERVED_FDS} fds are reserved and {OVERFLOW_SLOTS} kept for over-capacity answers)"
-            )),
-            Some(n) => Ok(n),
+            Some(n) => {
+                if n > fit {
+                    log::warn!(
+                        "--max-connections {n} is more than the open-file limit {fd_limit} allows ({fit}: \
+                         {RESERVED_FDS} fds are reserved and {OVERFLOW_SLOTS} kept for over-capacity answers); \
+                         accepting will pause whenever the fds run out"
+                    );
+                }
+                Ok(n)
+            }
         }
     }
 }
@@ -168,10 +196,10 @@ mod tests {
     }
 
     #[test]
-    fn the_cap_must_fit_the_fd_limit() {
+    fn the_cap_follows_the_fd_limit_unless_set() {
         let config = Config::try_parse_from(["mio-sse", "--max-connections", "19000"]).unwrap();
         assert_eq!(config.max_connections(20_000), Ok(19_000));
-        assert!(config.max_connections(1024).unwrap_err().contains("at most 928"));
+        assert_eq!(config.max_connections(1024), Ok(19_000), "allowed, with a warning");
         let zero = Config::try_parse_from(["mio-sse", "--max-connections", "0"]).unwrap();
         assert!(zero.max_connections(20_000).is_err());
     }

@@ -46,6 +46,8 @@ pub const MAX_EVENT_ID_LEN: usize = 20;
 #[derive(Debug)]
 struct Frame {
     id: u64,
+    /// Bytes published before this frame, since start (so a stream's lag in bytes is one subtraction).
+    start: u64,
     bytes: Box<[u8]>,
 }
 
@@ -69,6 +71,8 @@ pub struct Hub {
     first_id: u64,
     /// Id the next published event gets.
     next_id: u64,
+    /// Bytes published since start.
+    published_bytes: u64,
     /// Events and bytes published in this loop turn (see [`Hub::has_turn_budget`]).
     turn_events: usize,
     turn_bytes: usize,
@@ -87,6 +91,7 @@ impl Hub {
             next_id: seed,
             turn_events: 0,
             turn_bytes: 0,
+            published_bytes: 0,
         }
     }
 
@@ -98,7 +103,9 @@ impl Hub {
         let mut bytes = Vec::with_capacity(data.len() + 32);
         sse::write_event(&mut bytes, event, Some(&id.to_string()), data);
         self.ring_bytes += bytes.len();
-        self.ring.push_back(Frame { id, bytes: bytes.into_boxed_slice() });
+        let start = self.published_bytes;
+        self.published_bytes += bytes.len() as u64;
+        self.ring.push_back(Frame { id, start, bytes: bytes.into_boxed_slice() });
         while self.ring.len() > self.max_events || (self.ring_bytes > self.max_bytes && self.ring.len() > 1) {
             if let Some(old) = self.ring.pop_front() {
                 self.ring_bytes -= old.bytes.len();
@@ -145,6 +152,16 @@ impl Hub {
         }
         let skip = (cursor - self.oldest_id()) as usize;
         Some(self.ring.range(skip.min(self.ring.len())..).map(|f| &f.bytes[..]))
+    }
+
+    /// Bytes of published events from id `cursor` on (what a stream at `cursor` still has to send);
+    /// `None` if `cursor` fell off the ring.
+    pub fn lag_bytes(&self, cursor: u64) -> Option<u64> {
+        if cursor >= self.next_id {
+            return Some(0);
+        }
+        let frame = self.ring.get(cursor.checked_sub(self.oldest_id())? as usize)?;
+        Some(self.published_bytes - frame.start)
     }
 
     /// Where a stream starts: live (no id), or right after `last_event_id`, with the loss signal when
@@ -215,6 +232,20 @@ mod tests {
         assert_eq!(collect(&hub, 1002).len(), 0, "caught up");
         assert!(hub.end_turn());
         assert!(!hub.end_turn());
+    }
+
+    #[test]
+    fn lag_is_the_bytes_from_the_cursor_to_the_end() {
+        let mut hub = Hub::new(10, 3, 1 << 20);
+        assert_eq!(hub.lag_bytes(10), Some(0));
+        let a = hub.publish(None, "a"); // "id: 10\ndata: a\n\n" = 16 bytes
+        let b = hub.publish(None, "bb"); // 17 bytes
+        assert_eq!(hub.lag_bytes(a), Some(33));
+        assert_eq!(hub.lag_bytes(b), Some(17));
+        assert_eq!(hub.lag_bytes(b + 1), Some(0));
+        hub.publish(None, "c");
+        hub.publish(None, "d");
+        assert_eq!(hub.lag_bytes(a), None, "fell off the ring");
     }
 
     #[test]

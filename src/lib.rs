@@ -40,10 +40,10 @@ pub mod timer;
 use std::io;
 
 pub use config::Config;
-pub use server::Server;
+pub use server::{Server, Stop};
 
-/// Raises the open-file limit as far as allowed, binds, and runs the server until polling fails.
-pub fn run(config: Config) -> io::Result<()> {
+/// Raises the open-file limit as far as allowed, binds, and runs the server until a signal stops it.
+pub fn run(config: Config) -> io::Result<Stop> {
     let fd_limit = raise_fd_limit();
     let max_connections =
         config.max_connections(fd_limit).map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;

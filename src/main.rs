@@ -11,7 +11,8 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     match mio_sse::run(config) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(mio_sse::Stop::Graceful) => ExitCode::SUCCESS,
+        Ok(mio_sse::Stop::Immediate) => ExitCode::from(130),
         Err(e) => {
             log::error!("{e}");
             ExitCode::FAILURE

@@ -27,11 +27,13 @@ pub enum CloseReason {
     /// A stream fell so far behind that events it had not sent left the replay ring: it is closed, and
     /// its client comes back with `Last-Event-ID` to learn what it lost.
     FellBehind,
+    /// A stream was more than `--max-pending-bytes` behind.
+    SlowReader,
 }
 
 impl CloseReason {
     /// Every reason, in the order of [`CloseReason::index`].
-    pub const ALL: [CloseReason; 8] = [
+    pub const ALL: [CloseReason; 9] = [
         CloseReason::PeerClosed,
         CloseReason::PeerReset,
         CloseReason::IoError(std::io::ErrorKind::Other),
@@ -40,6 +42,7 @@ impl CloseReason {
         CloseReason::Finished,
         CloseReason::TooMuchInput,
         CloseReason::FellBehind,
+        CloseReason::SlowReader,
     ];
 
     /// A position in [`CloseReason::ALL`], for counting.
@@ -53,6 +56,7 @@ impl CloseReason {
             CloseReason::Finished => 5,
             CloseReason::TooMuchInput => 6,
             CloseReason::FellBehind => 7,
+            CloseReason::SlowReader => 8,
         }
     }
 
@@ -67,6 +71,7 @@ impl CloseReason {
             CloseReason::Finished => "finished",
             CloseReason::TooMuchInput => "too_much_input",
             CloseReason::FellBehind => "fell_behind",
+            CloseReason::SlowReader => "slow_reader",
         }
     }
 }
@@ -82,6 +87,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Finished => f.write_str("finished"),
             CloseReason::TooMuchInput => f.write_str("too much input on a stream"),
             CloseReason::FellBehind => f.write_str("fell behind the replay buffer"),
+            CloseReason::SlowReader => f.write_str("slow reader: over --max-pending-bytes behind"),
         }
     }
 }
@@ -93,6 +99,8 @@ pub struct Counters {
     pub accepted: u64,
     /// Connections closed at accept because even the overflow slots were full.
     pub refused_at_accept: u64,
+    /// Times accepting paused because the process had no free file descriptor (EMFILE/ENFILE).
+    pub accept_pauses: u64,
     /// Requests answered "come back later" because the server was at its cap.
     pub over_capacity: u64,
     /// Connections closed, by [`CloseReason::index`].
@@ -135,8 +143,13 @@ pub struct Gauges {
 
 /// The Prometheus text exposition (format 0.0.4) of every figure.
 pub fn render(c: &Counters, g: &Gauges) -> String {
-    let counters: [(&str, &str, u64); 13] = [
+    let counters: [(&str, &str, u64); 14] = [
         ("mio_sse_accepted_total", "Connections accepted.", c.accepted),
+        (
+            "mio_sse_accept_pauses_total",
+            "Accept pauses: the process was out of file descriptors.",
+            c.accept_pauses,
+        ),
         (
             "mio_sse_refused_at_accept_total",
             "Connections closed at accept: even the overflow slots were full.",

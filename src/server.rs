@@ -46,6 +46,8 @@ use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::config::{Config, OVERFLOW_SLOTS};
@@ -56,6 +58,8 @@ use crate::timer::TimerQueue;
 
 /// The listener's token; connection tokens pack a slot below 2³² and never reach it.
 const LISTENER: Token = Token(usize::MAX);
+/// The token of the signal pipe (SIGINT, SIGTERM).
+const SIGNALS: Token = Token(usize::MAX - 1);
 /// Connections accepted per turn at most: a connect storm must not delay the ticks of open streams.
 pub const ACCEPTS_PER_TURN: usize = 256;
 /// How long accepting pauses when the process is out of file descriptors (EMFILE/ENFILE): retrying at
@@ -66,10 +70,22 @@ pub const BACKLOG: i32 = 4096;
 /// Readiness events taken per poll.
 const EVENTS_CAPACITY: usize = 1024;
 
+/// How the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// After a signal: every stream ended and was flushed (or the shutdown deadline passed).
+    Graceful,
+    /// A second signal during the graceful shutdown.
+    Immediate,
+}
+
 /// The server: everything the loop owns.
 pub struct Server {
     poll: Poll,
     listener: TcpListener,
+    signals: Signals,
+    /// Set once a signal started the graceful shutdown: when to give up waiting for connections.
+    shutdown_deadline: Option<Instant>,
     local_addr: SocketAddr,
     conns: Slab<Connection>,
     timers: TimerQueue<ConnKey>,
@@ -86,6 +102,8 @@ pub struct Server {
     again: Vec<ConnKey>,
     /// Whether the last accept round logged that even the overflow slots were full (log once an episode).
     refusing: bool,
+    /// In an episode of running out of file descriptors (logged once when it starts and once when it ends).
+    out_of_fds: bool,
     /// Reused list of stream keys for [`Server::fan_out`].
     fan_out_keys: Vec<ConnKey>,
 }
@@ -114,9 +132,12 @@ impl Server {
         let listener = TcpListener::from_std(bind_listener(config.listen)?);
         let local_addr = listener.local_addr()?;
         let poll = Poll::new()?;
+        let signals = Signals::new([SIGINT, SIGTERM])?;
         let mut server = Server {
             poll,
             listener,
+            signals,
+            shutdown_deadline: None,
             local_addr,
             conns: Slab::with_capacity(1024),
             timers: TimerQueue::default(),
@@ -129,8 +150,10 @@ impl Server {
             again: Vec::new(),
             refusing: false,
             fan_out_keys: Vec::new(),
+            out_of_fds: false,
         };
         server.poll.registry().register(&mut server.listener, LISTENER, Interest::READABLE)?;
+        server.poll.registry().register(&mut server.signals, SIGNALS, Interest::READABLE)?;
         Ok(server)
     }
 
@@ -144,8 +167,8 @@ impl Server {
         &self.shared.counters
     }
 
-    /// Runs the loop. Returns only if polling itself fails.
-    pub fn run(&mut self) -> io::Result<()> {
+    /// Runs the loop until a signal stops it (or polling itself fails).
+    pub fn run(&mut self) -> io::Result<Stop> {
         let interval = match self.shared.config.tick_interval() {
             Some(interval) => format!("a tick every {} ms", interval.as_millis()),
             None => "ticks off".into(),
@@ -174,6 +197,17 @@ impl Server {
                     self.listener_ready = true;
                     continue;
                 }
+                if event.token() == SIGNALS {
+                    let signals: Vec<i32> = self.signals.pending().collect();
+                    for signal in signals {
+                        if self.shutdown_deadline.is_some() {
+                            log::warn!("signal {signal} during shutdown: exiting now");
+                            return Ok(Stop::Immediate);
+                        }
+                        self.begin_shutdown(signal, now);
+                    }
+                    continue;
+                }
                 let key = ConnKey::from_token(event.token());
                 // A token of a connection closed earlier in this batch finds nothing (rule 6).
                 self.with_conn(key, |conn, shared| {
@@ -188,7 +222,59 @@ impl Server {
             }
             // Last: whatever any step above published goes out this turn, before the next poll.
             self.fan_out();
+            if let Some(deadline) = self.shutdown_deadline
+                && (self.conns.is_empty() || now >= deadline)
+            {
+                self.log_summary(deadline, now);
+                return Ok(Stop::Graceful);
+            }
         }
+    }
+
+    /// First signal: stop accepting, close idle connections, end every stream (once it has sent what it
+    /// owes) with a jittered `retry:`, and give the rest until the deadline.
+    fn begin_shutdown(&mut self, signal: i32, now: Instant) {
+        let timeout = Duration::from_millis(self.shared.config.shutdown_timeout_ms);
+        let streams = self.shared.gauges.open_streams;
+        // Spread the comeback so that a restarted server sees at most ~2,000 reconnects a second.
+        let spread_ms = (streams / 2).clamp(2_000, 60_000);
+        log::info!(
+            "signal {signal}: shutting down; ending {streams} streams (clients come back within {spread_ms} ms),              {} connections open, {timeout:?} to flush",
+            self.conns.len()
+        );
+        self.shutdown_deadline = Some(now + timeout);
+        self.shared.shutdown_spread_ms = Some(spread_ms);
+        if let Err(e) = self.poll.registry().deregister(&mut self.listener) {
+            log::debug!("deregister the listener: {e}");
+        }
+        self.listener_ready = false;
+        let keys: Vec<ConnKey> = self.conns.iter().map(|(_, conn)| conn.key).collect();
+        for key in keys {
+            self.with_conn(key, |conn, shared| conn.on_shutdown(shared, now));
+        }
+    }
+
+    /// The last line: how the shutdown went and what the server did in its life.
+    fn log_summary(&self, deadline: Instant, now: Instant) {
+        let c = &self.shared.counters;
+        if !self.conns.is_empty() {
+            log::warn!(
+                "shutdown deadline passed with {} connections still open; closing them",
+                self.conns.len()
+            );
+        }
+        let waited = now.saturating_duration_since(
+            deadline - Duration::from_millis(self.shared.config.shutdown_timeout_ms),
+        );
+        log::info!(
+            "stopped after {:.3} s of shutdown: {} connections accepted, {} streams served, {} events sent,              {} published, {} bytes written",
+            waited.as_secs_f64(),
+            c.accepted,
+            c.streams_opened,
+            c.events_sent,
+            c.publishes,
+            c.bytes_sent
+        );
     }
 
     /// Runs a handler on the connection `key` names, if it is still the slot's owner, keeps the
@@ -224,7 +310,10 @@ impl Server {
         if accept_ready || !self.again.is_empty() {
             return Some(Duration::ZERO);
         }
-        let next = [self.timers.next_deadline(), self.accept_paused_until].into_iter().flatten().min();
+        let next = [self.timers.next_deadline(), self.accept_paused_until, self.shutdown_deadline]
+            .into_iter()
+            .flatten()
+            .min();
         next.map(|deadline| deadline.saturating_duration_since(now))
     }
 
@@ -248,20 +337,27 @@ impl Server {
 
     /// Accepts waiting connections, at most [`ACCEPTS_PER_TURN`] this turn.
     fn accept_pending(&mut self, now: Instant) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
         if let Some(until) = self.accept_paused_until {
             if now < until {
                 return;
             }
             self.accept_paused_until = None;
             self.listener_ready = true; // retry: the backlog may still hold connections
-            log::info!("accepting again");
         }
         if !self.listener_ready {
             return;
         }
         for _ in 0..ACCEPTS_PER_TURN {
             match self.listener.accept() {
-                Ok((socket, peer)) => self.admit(socket, peer, now),
+                Ok((socket, peer)) => {
+                    if std::mem::take(&mut self.out_of_fds) {
+                        log::info!("accepting again: file descriptors are free");
+                    }
+                    self.admit(socket, peer, now)
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.listener_ready = false;
                     return;
@@ -269,7 +365,11 @@ impl Server {
                 Err(e)
                     if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
                 Err(e) if is_out_of_fds(&e) => {
-                    log::warn!("accept: {e}; pausing accepts for {ACCEPT_PAUSE:?}");
+                    // Once per episode: retried every ACCEPT_PAUSE, which must not fill the log.
+                    if !std::mem::replace(&mut self.out_of_fds, true) {
+                        log::warn!("accept: {e}; pausing accepts, retrying every {ACCEPT_PAUSE:?}");
+                    }
+                    self.shared.counters.accept_pauses += 1;
                     self.accept_paused_until = Some(now + ACCEPT_PAUSE);
                     return;
                 }

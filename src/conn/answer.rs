@@ -36,7 +36,7 @@ impl Connection {
     /// or start closing it.
     pub(super) fn answer(&mut self, request: &Request, shared: &mut Shared, now: Instant) {
         shared.counters.requests += 1;
-        let keep_alive = if request.keep_alive && !self.over_capacity {
+        let keep_alive = if request.keep_alive && !self.over_capacity && shared.shutdown_spread_ms.is_none() {
             Persistence::KeepAlive { http10: request.minor_version == 0 }
         } else {
             Persistence::Close

@@ -126,6 +126,8 @@ pub struct Shared {
     pub hub: Hub,
     pub counters: Counters,
     pub gauges: Gauges,
+    /// Set while shutting down: the range (ms) over which ending streams spread their clients' returns.
+    pub shutdown_spread_ms: Option<u64>,
 }
 
 impl Shared {
@@ -144,6 +146,7 @@ impl Shared {
             config,
             counters: Counters::default(),
             gauges: Gauges::default(),
+            shutdown_spread_ms: None,
         }
     }
 }
@@ -478,9 +481,13 @@ impl Connection {
         Next::Again
     }
 
-    /// Writes what is pending; once a closing connection's last byte is out, shuts its write side.
+    /// Writes what is pending; ends a caught-up stream if the server is shutting down; once a closing
+    /// connection's last byte is out, shuts its write side.
     fn finish_writes(&mut self, shared: &mut Shared, now: Instant) -> Result<(), CloseReason> {
         self.flush(shared)?;
+        if shared.shutdown_spread_ms.is_some() && self.end_stream_for_shutdown(shared, now) {
+            self.flush(shared)?;
+        }
         if matches!(self.state, State::Draining { .. }) && self.outbox.is_empty() {
             // The FIN tells the client the response is complete; we read until its EOF (lingering).
             let _ = self.socket.shutdown(Shutdown::Write);
@@ -490,6 +497,18 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// The server is shutting down: an idle connection closes now, a stream ends once it has sent what it
+    /// owes, a request in progress is answered and then closed.
+    pub fn on_shutdown(&mut self, shared: &mut Shared, now: Instant) -> Next {
+        if let State::ReadingRequest { head_started: false, .. } = self.state {
+            return Next::Close(CloseReason::Finished);
+        }
+        match self.finish_writes(shared, now) {
+            Ok(()) => Next::Wait,
+            Err(reason) => Next::Close(reason),
+        }
     }
 
     /// Writes pending output until done or `WouldBlock`: the outbox, then, for a stream, the published

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::{Connection, Next, Shared, State};
 use crate::clock;
+use crate::config::Config;
 use crate::http::response::{self, Cors};
 use crate::hub;
 use crate::metrics::CloseReason;
@@ -44,16 +45,17 @@ pub struct Stream {
     pub skipped: u32,
     /// Bytes the client sent after its request (read and discarded).
     pub input_bytes: u32,
-    /// When bytes last went out (what the heartbeat measures silence from).
+    /// When bytes last went out (what heartbeats and the stall timeout measure from).
     pub last_sent: Instant,
-    /// When to next check for silence (`None` when heartbeats are off).
-    pub heartbeat_at: Option<Instant>,
+    /// When to next look at the stream's silence: a heartbeat due, or a write stalled too long (`None`
+    /// when both are off).
+    pub watch_at: Option<Instant>,
 }
 
 impl Stream {
     /// The earliest of the next tick and the next heartbeat check.
     pub fn deadline(&self) -> Option<Instant> {
-        match (self.next_tick, self.heartbeat_at) {
+        match (self.next_tick, self.watch_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -101,7 +103,7 @@ impl Connection {
             skipped: 0,
             input_bytes: 0,
             last_sent: now,
-            heartbeat_at: shared.config.heartbeat().map(|period| now + period),
+            watch_at: next_watch(&shared.config, true, now, now),
         });
         shared.counters.streams_opened += 1;
         shared.counters.events_sent += events;
@@ -143,17 +145,24 @@ impl Connection {
             stream.skipped = stream.skipped.saturating_add(missed.min(u32::MAX.into()) as u32);
             shared.counters.ticks_skipped += missed;
         }
-        if let (Some(check), Some(period)) = (stream.heartbeat_at, shared.config.heartbeat())
+        // The watch: a heartbeat fills a silence; a stream that owes bytes but got none out for
+        // --write-stall-timeout-ms has a peer that vanished without a FIN, or never reads: it is closed.
+        if let Some(check) = stream.watch_at
             && check <= now
         {
-            let silent_for = now.saturating_duration_since(stream.last_sent);
-            if frame.is_none() && caught_up && silent_for >= period {
+            let quiet = now.saturating_duration_since(stream.last_sent);
+            if !caught_up && shared.config.write_stall_timeout().is_some_and(|limit| quiet >= limit) {
+                log::info!("{}: nothing could be written for {quiet:?}; closing the stream", self.peer);
+                return Next::Close(CloseReason::WriteTimeout);
+            }
+            if frame.is_none() && caught_up && shared.config.heartbeat().is_some_and(|period| quiet >= period)
+            {
                 shared.frame.clear();
                 shared.frame.extend_from_slice(HEARTBEAT);
                 frame = Some(Frame::Heartbeat);
             }
             let last = if frame.is_some() { now } else { stream.last_sent };
-            stream.heartbeat_at = Some((last + period).max(now + Duration::from_millis(1)));
+            stream.watch_at = next_watch(&shared.config, caught_up, last, now);
         }
         let Some(frame) = frame else { return Next::Wait };
 
@@ -186,8 +195,13 @@ impl Connection {
     /// whose cursor fell off the ring is closed now rather than at its next write.
     pub fn catch_up(&mut self, shared: &mut Shared) -> Next {
         let State::Streaming(stream) = &self.state else { return Next::Wait };
-        if stream.cursor < shared.hub.oldest_id() {
+        let Some(lag) = shared.hub.lag_bytes(stream.cursor) else {
             return Next::Close(CloseReason::FellBehind);
+        };
+        let pending = lag + self.outbox.pending_bytes() as u64;
+        if pending > shared.config.max_pending_bytes {
+            log::info!("{}: {pending} bytes behind; dropping the stream (--max-pending-bytes)", self.peer);
+            return Next::Close(CloseReason::SlowReader);
         }
         if !self.outbox.is_empty() || stream.cursor == shared.hub.next_id() {
             return Next::Wait;
@@ -198,6 +212,23 @@ impl Connection {
         }
     }
 
+    /// Shutting down: once this stream has sent everything it owes, it ends with a `retry:` drawn from
+    /// the spread, so that its client comes back to a restarted server at its own moment rather than in
+    /// one storm with every other. Returns whether it ended.
+    pub(super) fn end_stream_for_shutdown(&mut self, shared: &mut Shared, now: Instant) -> bool {
+        let Some(spread) = shared.shutdown_spread_ms else { return false };
+        if !self.caught_up(shared) {
+            return false;
+        }
+        let retry = shared.config.retry_ms + shared.jitter.between(0, spread);
+        let mut out = Vec::with_capacity(24);
+        sse::write_retry(&mut out, retry);
+        self.outbox.push_owned(out);
+        self.start_draining(shared, now);
+        log::debug!("{}: stream ended for shutdown, retry in {retry} ms", self.peer);
+        true
+    }
+
     /// Whether this stream has nothing owed: its outbox is empty and its cursor is at the ring's end.
     fn caught_up(&self, shared: &Shared) -> bool {
         match &self.state {
@@ -205,6 +236,19 @@ impl Connection {
             _ => false,
         }
     }
+}
+
+/// When a stream's watch should next look: at the end of a heartbeat period of silence if it is caught
+/// up, at the end of the stall timeout if it owes bytes; never in the past, and never unarmed while either
+/// is on (a caught-up stream may start to owe bytes without touching its timer).
+fn next_watch(config: &Config, caught_up: bool, last_sent: Instant, now: Instant) -> Option<Instant> {
+    let (heartbeat, stall) = (config.heartbeat(), config.write_stall_timeout());
+    let next = if caught_up {
+        heartbeat.map(|period| last_sent + period).or(stall.map(|limit| now + limit))
+    } else {
+        stall.map(|limit| last_sent + limit).or(heartbeat.map(|period| now + period))
+    };
+    next.map(|at| at.max(now + Duration::from_millis(1)))
 }
 
 /// What a stream deadline wrote.
@@ -261,10 +305,10 @@ mod tests {
             skipped: 0,
             input_bytes: 0,
             last_sent: t0,
-            heartbeat_at: Some(t0 + ms(20)),
+            watch_at: Some(t0 + ms(20)),
         };
         assert_eq!(stream.deadline(), Some(t0 + ms(20)));
-        stream.heartbeat_at = None;
+        stream.watch_at = None;
         assert_eq!(stream.deadline(), Some(t0 + ms(30)));
         stream.next_tick = None;
         assert_eq!(stream.deadline(), None);
