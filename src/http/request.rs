@@ -395,6 +395,30 @@ mod tests {
         }
     }
 
+    /// Shapes used to smuggle a second request past a proxy that reads the head differently.
+    #[test]
+    fn smuggling_shapes_are_refused() {
+        for raw in [
+            &b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n"[..], // obs-fold
+            b"GET / HTTP/1.1\r\nHost: x\rX: y\r\n\r\n",                // bare CR in a header
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n",           // bare CR in a value
+            b"GET / HTTP/1.1\rHost: x\r\n\r\n",                        // bare CR ending the request line
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 1\r\n\r\n", // a list for a length
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", // space before the colon
+            b"GET / HTTP/1.1\r\nHost: x\x00y\r\n\r\n", // NUL
+            b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n", // two spaces
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+        ] {
+            let result = parse(raw, 0, LIMITS);
+            assert!(
+                matches!(result, Err(RequestError::Malformed(_))),
+                "{:?}: {result:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
     #[test]
     fn size_limits_give_414_and_431() {
         let long_line = format!("GET /{} HTTP/1.1\r\n", "a".repeat(9000));

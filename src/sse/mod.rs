@@ -1,4 +1,6 @@
-//! SSE frame encoding (WHATWG HTML, "Server-sent events"): pure functions that append frames to a buffer.
+//! SSE frames (WHATWG HTML, "Server-sent events"): encoding here, pure functions that append frames to a
+//! buffer; decoding in [`parser`], an incremental parser that follows the standard's steps, for clients
+//! (the load generator, the tests).
 //!
 //! Rules every frame keeps, whatever its caller passes:
 //! - Lines end with LF only, and a frame ends with a blank line, so a browser dispatches it at once (the
@@ -9,6 +11,8 @@
 //!   payload (CR, LF and CRLF all end a line, as the standard's parser reads them), and a comment into one
 //!   comment line per line. Nothing a publisher sends can forge a second field or frame.
 //! - Encoding appends to a caller-owned `Vec<u8>`, so the hot path reuses one buffer and allocates nothing.
+
+pub mod parser;
 
 /// Length of a plain tick frame: `data: ` + `HH:MM:SS.mmm` + LF + LF.
 pub const TICK_FRAME_LEN: usize = 6 + 12 + 2;
@@ -100,39 +104,17 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
 mod tests {
     use super::*;
 
-    /// A minimal parser that follows the standard's "interpret the stream" steps for the fields we write:
-    /// returns (event type, last event id, data) for each dispatched event, and the last retry value.
+    /// (event type, last event id, data) of each dispatched event, and the last retry, read by the
+    /// standard-following parser.
     fn parse(bytes: &[u8]) -> (Vec<(String, String, String)>, Option<u64>) {
-        let text = std::str::from_utf8(bytes).unwrap();
+        let mut items = Vec::new();
+        parser::Parser::new(1 << 20).feed(bytes, &mut items).unwrap();
         let (mut events, mut retry) = (Vec::new(), None);
-        let (mut event, mut id, mut data) = (String::new(), String::new(), String::new());
-        let normalized = text.replace("\r\n", "\n").replace('\r', "\n");
-        for line in normalized.split('\n') {
-            if line.is_empty() {
-                if !data.is_empty() {
-                    data.pop(); // the trailing LF
-                    let kind = if event.is_empty() { "message".into() } else { event.clone() };
-                    events.push((kind, id.clone(), std::mem::take(&mut data)));
-                }
-                event.clear();
-                continue;
-            }
-            if line.starts_with(':') {
-                continue;
-            }
-            let (name, value) = match line.split_once(':') {
-                Some((n, v)) => (n, v.strip_prefix(' ').unwrap_or(v)),
-                None => (line, ""),
-            };
-            match name {
-                "data" => {
-                    data.push_str(value);
-                    data.push('\n');
-                }
-                "event" => event = value.to_string(),
-                "id" if !value.contains('\0') => id = value.to_string(),
-                "retry" if value.bytes().all(|b| b.is_ascii_digit()) => retry = value.parse().ok(),
-                _ => {}
+        for item in items {
+            match item {
+                parser::Item::Event(e) => events.push((e.event_type, e.last_event_id, e.data)),
+                parser::Item::Retry(ms) => retry = Some(ms),
+                parser::Item::Comment(_) => {}
             }
         }
         (events, retry)
