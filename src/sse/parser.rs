@@ -222,7 +222,7 @@ mod tests {
     #[test]
     fn a_bom_is_dropped_once_and_utf8_may_straddle_reads() {
         let stream = "\u{feff}data: café ☕\n\n\u{feff}data: x\n\n".as_bytes();
-        let want = vec![event("message", "café ☕", ""), event("message", "x", "")];
+        let want = [event("message", "café ☕", ""), event("message", "x", "")];
         for piece in 1..stream.len() {
             let got = parse_in_pieces(stream, piece);
             assert_eq!(got[0], want[0], "in pieces of {piece}");
