@@ -130,7 +130,10 @@ impl fmt::Display for RequestError {
 /// `scanned` is how many leading bytes of `buf` an earlier call already saw as `Partial`; the search for
 /// the blank line resumes there (less 3 bytes, since a `\r\n\r\n` may straddle the boundary).
 pub fn parse(buf: &[u8], scanned: usize, limits: Limits) -> Result<Parse, RequestError> {
-    let window = &buf[scanned.saturating_sub(3).min(buf.len())..];
+    // Empty lines before a request line are ignored (RFC 9112 §2.2, as `httparse` does): they are not the
+    // blank line that ends a head, so the search starts after them.
+    let request_line = buf.iter().position(|b| !matches!(b, b'\r' | b'\n')).unwrap_or(buf.len());
+    let window = &buf[scanned.saturating_sub(3).max(request_line).min(buf.len())..];
     if !contains_blank_line(window) {
         return check_partial_size(buf, limits);
     }
@@ -327,6 +330,14 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!((request.path(), len), ("/", raw.len()));
+    }
+
+    #[test]
+    fn empty_lines_before_a_request_are_not_its_end() {
+        assert_eq!(parse(b"\r\n\r\nGET / HT", 0, LIMITS), Ok(Parse::Partial));
+        assert_eq!(parse(b"\n\nS.n.SS\nJ", 0, LIMITS), Ok(Parse::Partial), "found by the fuzzer");
+        let (request, len) = complete(b"\r\nGET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!((request.path(), len), ("/x", 30));
     }
 
     #[test]
