@@ -20,7 +20,7 @@ if ! python3 -c "import prometheus_client" 2>/dev/null; then
   echo "test.sh: installing prometheus_client (the reference parser the metrics test checks against)"
   python3 -m pip install --quiet --disable-pip-version-check prometheus_client 2>&1 | grep -v "Running pip as the 'root' user" || true
 fi
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
+if ! (cd tests/browser && npm ls --loglevel=error >/dev/null 2>&1); then
   echo "test.sh: installing tests/browser's npm packages"
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -2,33 +2,36 @@
 //! `tests/browser/demo_page.mjs` (Node.js and playwright-core), against the real `mio-sse` binary.
 //!
 //! What these tests pin: a browser's `EventSource` accepts our stream (status, headers, framing) and the
-//! page shows the ticks; and when the server goes away and comes back on the same port, the browser
-//! reconnects by itself and the ticks resume.
+//! page shows the ticks, the published events (from its own form and from elsewhere) and the chart of
+//! `/metrics`; when the server goes away and comes back on the same port, the browser reconnects by
+//! itself and the ticks resume; and the events published on the new server before the browser came back
+//! are replayed to it (it sends `Last-Event-ID`), each once, with none of the old server's again.
 //!
 //! They need three things outside cargo: Chromium (`/usr/bin/chromium`, or `$CHROMIUM`), Node.js >= 20,
 //! and `tests/browser/node_modules` (from `npm ci` in `tests/browser`). When one is missing the tests
 //! FAIL and say so: a browser test that skips quietly is one nobody notices is not running.
 //!
 //! Rules, as in `tests/support`: no bare sleeps; every wait has a deadline and says what it waited for.
-//! The driver prints `READY` and one JSON line on stdout; its stderr is shown when a test fails.
+//! The driver takes commands on stdin and answers each with one JSON line on stdout (the commands are
+//! listed at the top of `demo_page.mjs`); its stderr is shown when a test fails.
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use support::{PATIENCE, Server};
+use support::{PATIENCE, Server, exchange, split_head};
 
 /// The page's test hooks are cheap to reach; the browser's start is not. The driver's own waits are
 /// [`PATIENCE`] each (launch, load, ticks, reconnect), so ours allow three of them per step.
 const DRIVER_PATIENCE: std::time::Duration = PATIENCE.saturating_mul(3);
 
-const INSTALL_HINT: &str = "run the browser test command from README.md, which installs them \
-     (Debian's `chromium` package, then `npm ci` in tests/browser)";
+const INSTALL_HINT: &str = "run `scripts/test.sh`, which installs them (Debian's `chromium` package, \
+     then `npm ci` in tests/browser)";
 
 fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -59,33 +62,27 @@ fn require_browser_tools() {
     );
 }
 
-/// A running `demo_page.mjs`, killed when dropped. Its stdout arrives line by line on a channel; its
-/// stderr is collected for failure messages.
+/// A running `demo_page.mjs`, killed when dropped. Commands go to its stdin; its stdout arrives line by
+/// line on a channel; its stderr is collected for failure messages.
 struct Driver {
     child: Child,
+    stdin: Option<ChildStdin>,
     stdout: mpsc::Receiver<String>,
     stderr: Option<JoinHandle<String>>,
 }
 
-/// What the driver printed once it has exited.
-struct Finished {
-    status: ExitStatus,
-    stdout: Vec<String>,
-    stderr: String,
-}
-
 impl Driver {
-    /// Starts `node tests/browser/demo_page.mjs <url> <args...>` from the crate's folder.
-    fn start(url: &str, args: &[&str]) -> Driver {
+    /// Starts `node tests/browser/demo_page.mjs <url>` from the crate's folder and waits for its first
+    /// line: the page's state once it shows ticks on an open stream.
+    fn start(url: &str) -> (Driver, String) {
         require_browser_tools();
         let mut child = Command::new("node")
             .arg("tests/browser/demo_page.mjs")
             .arg(url)
-            .args(args)
             .current_dir(manifest_dir())
             // Plain text in failure messages: playwright colours its call logs even into a pipe.
             .env("FORCE_COLOR", "0")
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -106,39 +103,63 @@ impl Driver {
             let _ = stderr.read_to_string(&mut text);
             text
         });
-        Driver { child, stdout: rx, stderr: Some(stderr) }
+        let stdin = child.stdin.take();
+        let mut driver = Driver { child, stdin, stdout: rx, stderr: Some(stderr) };
+        let ready = driver.answer("the page showing ticks");
+        (driver, ready)
     }
 
-    /// Waits for the next stdout line; `None` once the driver has closed its stdout (it is exiting).
-    fn next_line(&mut self, what: &str, deadline: Instant) -> Option<String> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match self.stdout.recv_timeout(left) {
-            Ok(line) => Some(line),
-            Err(RecvTimeoutError::Disconnected) => None,
+    /// Sends one command (see the top of `demo_page.mjs`) and returns its answer, a flat JSON object.
+    fn command(&mut self, command: &str) -> String {
+        let stdin = self.stdin.as_mut().expect("the driver's stdin is open until finish()");
+        if let Err(e) = writeln!(stdin, "{command}").and_then(|()| stdin.flush()) {
+            self.fail(&format!("could not send {command:?} to the browser driver ({e})"));
+        }
+        self.answer(&format!("an answer to {command:?}"))
+    }
+
+    /// The driver's next stdout line. Fails the test, with the driver's stderr, if the driver exits or
+    /// says nothing within [`DRIVER_PATIENCE`].
+    fn answer(&mut self, what: &str) -> String {
+        match self.stdout.recv_timeout(DRIVER_PATIENCE) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Disconnected) => {
+                self.fail(&format!("the browser driver exited before {what}"))
+            }
             Err(RecvTimeoutError::Timeout) => {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "no {what} from the browser driver within {DRIVER_PATIENCE:?}; its stderr:\n{}",
-                    self.take_stderr()
-                );
+                self.fail(&format!("no {what} from the browser driver within {DRIVER_PATIENCE:?}"))
             }
         }
     }
 
-    /// Reads stdout to its end (or the deadline) and waits for the driver to exit.
-    fn finish(mut self) -> Finished {
+    /// Closes the driver's stdin (it closes the browser and exits) and checks that it exited cleanly,
+    /// having said nothing more.
+    fn finish(mut self) {
+        drop(self.stdin.take());
         let deadline = Instant::now() + DRIVER_PATIENCE;
-        let mut stdout = Vec::new();
-        while let Some(line) = self.next_line("exit", deadline) {
-            stdout.push(line);
+        let mut extra = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => extra.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.fail(&format!("the browser driver did not exit within {DRIVER_PATIENCE:?}"))
+                }
+            }
         }
         let status = self.child.wait().expect("wait for the browser driver");
-        Finished { status, stdout, stderr: self.take_stderr() }
+        if !status.success() || !extra.is_empty() {
+            self.fail(&format!("the browser driver ended with {status}, after printing {extra:?}"));
+        }
     }
 
-    fn take_stderr(&mut self) -> String {
-        self.stderr.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default()
+    /// Kills the driver and fails the test with `why` and everything the driver wrote to stderr.
+    fn fail(&mut self, why: &str) -> ! {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let stderr = self.stderr.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default();
+        panic!("{why}; its stderr:\n{stderr}");
     }
 }
 
@@ -146,21 +167,6 @@ impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-impl Finished {
-    /// The driver's report: its last stdout line, a flat JSON object. Fails the test unless the driver
-    /// exited 0.
-    fn report(&self) -> &str {
-        assert!(
-            self.status.success(),
-            "the browser driver failed ({}):\n{}\nstdout: {:?}",
-            self.status,
-            self.stderr,
-            self.stdout
-        );
-        self.stdout.last().map(String::as_str).expect("a JSON line on the driver's stdout")
     }
 }
 
@@ -196,53 +202,146 @@ fn screenshot_path(name: &str) -> String {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(name).display().to_string()
 }
 
+/// Publishes `body` with `POST /home/events` + `query` from outside the browser; returns the event's id.
+fn publish(server: &Server, query: &str, body: &str) -> u64 {
+    let raw = format!(
+        "POST /home/events{query} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let got = exchange(server, raw.as_bytes());
+    let (head, answer) = split_head(&got);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200 "), "publishing {body:?} got:\n{head}{answer}");
+    json_number(&answer, "id")
+}
+
+/// A comma-separated list of ids, as the driver reports them.
+fn ids(list: &[u64]) -> String {
+    list.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+}
+
 #[test]
-fn demo_page_shows_ticks_in_chromium() {
+fn demo_page_shows_ticks_publishes_from_its_form_and_charts_the_metrics() {
     let server = Server::start(&["--interval-ms", "300"]);
-    let url = format!("http://{}/", server.addr);
+    let (mut driver, ready) = Driver::start(&format!("http://{}/", server.addr));
+    assert_eq!(json_field(&ready, "state"), "open", "page: {ready}");
+    assert!(json_number(&ready, "count") >= 2, "page: {ready}");
+    assert!(is_time_of_day(json_field(&ready, "last")), "page: {ready}");
+    assert_eq!(json_field(&ready, "last_id"), "none yet", "page: {ready}");
+
+    // The form publishes; the event comes back through the stream with the id the form showed.
+    let sent = driver.command("publish hello from the form");
+    let form_id = json_number(&sent, "id");
+    assert!(json_field(&sent, "result").contains(&format!("id {form_id} ")), "{sent}");
+    assert_eq!(json_field(&sent, "name"), "message", "{sent}");
+    assert_eq!(json_field(&sent, "data"), "hello from the form", "{sent}");
+    // A named event: the page listens for the name the form publishes under.
+    let named = driver.command("publish-named news extra extra");
+    assert_eq!(json_number(&named, "id"), form_id + 1, "{named}");
+    assert_eq!(json_field(&named, "name"), "news", "{named}");
+    assert_eq!(json_field(&named, "data"), "extra extra", "{named}");
+    // And an event published by someone else.
+    let other = publish(&server, "", "from another publisher");
+
+    let shown = driver.command("published 3");
+    assert_eq!(json_field(&shown, "ids"), ids(&[form_id, form_id + 1, other]), "{shown}");
+    assert_eq!(json_field(&shown, "names"), "message,news,message", "{shown}");
+    assert_eq!(
+        json_field(&shown, "data"),
+        "hello from the form,extra extra,from another publisher",
+        "{shown}"
+    );
+    assert_eq!(json_number(&shown, "lost"), 0, "{shown}");
+    assert_eq!(json_number(&shown, "last_id"), other, "{shown}");
+
+    // The chart: the page's own stream is open, and ticks every 300 ms make about 3.3 events a second.
+    let chart = driver.command("chart");
+    assert!(json_number(&chart, "streams") >= 1, "{chart}");
+    let rate: f64 = json_field(&chart, "events_per_second").parse().expect("a rate");
+    assert!(rate > 0.0, "{chart}");
+    assert!(json_number(&chart, "events_pixels") > 10, "no events/s line drawn: {chart}");
+    assert!(json_number(&chart, "streams_pixels") > 10, "no open-streams line drawn: {chart}");
+
     let shot = screenshot_path("browser-demo-page.png");
-
-    let run = Driver::start(&url, &[&shot]).finish();
-    let report = run.report();
-
-    assert_eq!(json_field(report, "state"), "open", "report: {report}");
-    assert!(json_number(report, "count") >= 2, "report: {report}");
-    assert!(is_time_of_day(json_field(report, "last")), "report: {report}");
-    eprintln!("browser saw {report}; screenshot: {shot}");
+    driver.command(&format!("screenshot {shot}"));
+    let status = driver.command("status");
+    assert_eq!(json_field(&status, "state"), "open", "page: {status}");
+    driver.finish();
+    eprintln!("browser showed {shown} and {chart}; screenshot: {shot}");
 }
 
 #[test]
 fn demo_page_reconnects_after_server_restart_on_same_port() {
     let first = Server::start(&["--interval-ms", "300"]);
     let addr = first.addr;
-    let url = format!("http://{addr}/");
-    let shot = screenshot_path("browser-demo-page-reconnected.png");
-    let signal = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("browser-reconnect-signal-{}", std::process::id()));
-    let _ = std::fs::remove_file(&signal);
-
-    let mut driver =
-        Driver::start(&url, &[&shot, "--reconnect-signal", signal.to_str().expect("UTF-8 path")]);
-    let ready = driver.next_line("READY", Instant::now() + DRIVER_PATIENCE);
-    if ready.as_deref() != Some("READY") {
-        let run = driver.finish();
-        panic!("the driver did not print READY (got {ready:?}); stderr:\n{}", run.stderr);
-    }
+    let (mut driver, _) = Driver::start(&format!("http://{addr}/"));
 
     // The server goes away (its stream breaks under the page) and a new one takes the same port.
+    driver.command("outage");
     drop(first);
     let listen = addr.to_string();
     let _second = Server::start(&["--interval-ms", "300", "--listen", &listen]);
-    std::fs::write(&signal, b"restarted\n").expect("write the signal file");
 
-    let run = driver.finish();
-    let _ = std::fs::remove_file(&signal);
-    let report = run.report();
-
-    assert_eq!(json_field(report, "state"), "open", "report: {report}");
-    assert!(json_number(report, "reconnects") >= 1, "report: {report}");
-    // At least 2 ticks before the restart and 2 after (the driver checks the "after" part itself).
-    assert!(json_number(report, "count") >= 4, "report: {report}");
-    assert!(is_time_of_day(json_field(report, "last")), "report: {report}");
+    // The driver checks that 2 ticks came after the reconnection, newer than the last one before it.
+    let report = driver.command("reconnected");
+    assert_eq!(json_field(&report, "state"), "open", "page: {report}");
+    assert!(json_number(&report, "reconnects") >= 1, "page: {report}");
+    assert!(json_number(&report, "count") >= 4, "page: {report}");
+    assert!(is_time_of_day(json_field(&report, "last")), "page: {report}");
+    // Nothing was published, so the browser had no id to send back.
+    assert_eq!(json_field(&report, "last_event_id_sent"), "", "page: {report}");
+    let shot = screenshot_path("browser-demo-page-reconnected.png");
+    driver.command(&format!("screenshot {shot}"));
+    driver.finish();
     eprintln!("browser saw {report}; screenshot: {shot}");
+}
+
+/// The restart case of replay: server B's buffer starts empty, and the browser comes back with the id of
+/// A's last event. B's ids are higher (they are seeded from the clock), so B replays everything it has:
+/// the 3 events published before the browser's reconnection, and nothing of A's, and no `lost` signal.
+#[test]
+fn demo_page_gets_events_published_while_the_server_restarted_once_each() {
+    let first = Server::start(&["--interval-ms", "300"]);
+    let addr = first.addr;
+    let (mut driver, _) = Driver::start(&format!("http://{addr}/"));
+    let a = [publish(&first, "", "A1"), publish(&first, "", "A2")];
+    let shown = driver.command("published 2");
+    assert_eq!(json_field(&shown, "ids"), ids(&a), "{shown}");
+
+    // A goes away; while it is down there is nothing to publish to.
+    driver.command("outage");
+    drop(first);
+    assert!(std::net::TcpStream::connect(addr).is_err(), "{addr} still accepts connections after A stopped");
+
+    // B takes the port, and 3 events are published on it at once: the browser is still waiting out its
+    // reconnection delay (`retry: 3000`, counted from when A's stream broke), so they reach it as replay.
+    let listen = addr.to_string();
+    let second = Server::start(&["--interval-ms", "300", "--listen", &listen]);
+    let b = [publish(&second, "", "B1"), publish(&second, "", "B2"), publish(&second, "", "B3")];
+    assert!(b[0] > a[1], "B's first id {} is not above A's last {}", b[0], a[1]);
+
+    // Once 2 ticks came after the reconnection, the replay (which comes before them) is all there.
+    let report = driver.command("reconnected");
+    assert_eq!(
+        json_number(&report, "last_event_id_sent"),
+        a[1],
+        "the reconnection's Last-Event-ID: {report}"
+    );
+    let shown = driver.command("published 5");
+    assert_eq!(json_number(&shown, "count"), 5, "A's 2 and B's 3, each once: {shown}");
+    assert_eq!(json_field(&shown, "ids"), ids(&[a[0], a[1], b[0], b[1], b[2]]), "{shown}");
+    assert_eq!(json_field(&shown, "data"), "A1,A2,B1,B2,B3", "{shown}");
+    assert_eq!(json_number(&shown, "lost"), 0, "no event was lost: {shown}");
+    assert_eq!(json_number(&shown, "last_id"), b[2], "{shown}");
+    // B's side: the browser's stream opened with a replay of all 3 (not live, which would be a race
+    // lost: the browser would have come back before B had them).
+    assert!(
+        second.log_lines().iter().any(|line| line.contains("opened") && line.contains("replaying 3 events")),
+        "B did not replay 3 events to the browser; B's log:\n{}",
+        second.log_lines().join("\n")
+    );
+    let shot = screenshot_path("browser-demo-page-replayed.png");
+    driver.command(&format!("screenshot {shot}"));
+    driver.finish();
+    eprintln!("browser saw {shown} after {report}; screenshot: {shot}");
 }
