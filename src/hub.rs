@@ -76,12 +76,19 @@ pub struct Hub {
     /// Events and bytes published in this loop turn (see [`Hub::has_turn_budget`]).
     turn_events: usize,
     turn_bytes: usize,
+    /// Most bytes published in one turn.
+    max_turn_bytes: usize,
 }
 
 impl Hub {
     /// A hub whose first id is `seed` (see [`clock_seed`]), keeping at most `max_events` events and
     /// `max_bytes` bytes for replay (the newest event is always kept, whatever its size).
     pub fn new(seed: u64, max_events: usize, max_bytes: usize) -> Hub {
+        Hub::with_turn_limit(seed, max_events, max_bytes, usize::MAX)
+    }
+
+    /// Like [`Hub::new`], publishing at most `max_turn_bytes` in one loop turn (besides half the ring).
+    pub fn with_turn_limit(seed: u64, max_events: usize, max_bytes: usize, max_turn_bytes: usize) -> Hub {
         Hub {
             ring: VecDeque::new(),
             ring_bytes: 0,
@@ -91,6 +98,7 @@ impl Hub {
             next_id: seed,
             turn_events: 0,
             turn_bytes: 0,
+            max_turn_bytes: max_turn_bytes.min(max_bytes / 2).max(1),
             published_bytes: 0,
         }
     }
@@ -117,11 +125,11 @@ impl Hub {
     }
 
     /// Whether another event may be published in this loop turn. At most half the ring (by count and by
-    /// bytes) is published between two fan-outs, so a stream that writes everything it is sent each turn
-    /// can never fall off the ring, however fast publishers pipeline. A publisher over budget waits for
-    /// the next turn.
+    /// bytes), and at most the turn limit, is published between two fan-outs: a stream that writes what
+    /// it is sent each turn never falls off the ring, nor over its pending limit in one burst, however
+    /// fast publishers pipeline. A publisher over budget waits for the next turn.
     pub fn has_turn_budget(&self) -> bool {
-        self.turn_events < (self.max_events / 2).max(1) && self.turn_bytes < (self.max_bytes / 2).max(1)
+        self.turn_events < (self.max_events / 2).max(1) && self.turn_bytes < self.max_turn_bytes
     }
 
     /// The id the next event will get; a stream whose cursor is here is caught up.

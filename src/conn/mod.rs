@@ -142,7 +142,13 @@ impl Shared {
             frame: Vec::with_capacity(256),
             dates: DateCache::default(),
             jitter: Jitter::from_entropy(),
-            hub: Hub::new(crate::hub::clock_seed(), config.replay_events as usize, config.replay_bytes),
+            // A burst may take half of --max-pending-bytes per turn: a reader that keeps up stays under it.
+            hub: Hub::with_turn_limit(
+                crate::hub::clock_seed(),
+                config.replay_events as usize,
+                config.replay_bytes,
+                (config.max_pending_bytes / 2) as usize,
+            ),
             config,
             counters: Counters::default(),
             gauges: Gauges::default(),

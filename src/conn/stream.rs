@@ -195,6 +195,17 @@ impl Connection {
     /// whose cursor fell off the ring is closed now rather than at its next write.
     pub fn catch_up(&mut self, shared: &mut Shared) -> Next {
         let State::Streaming(stream) = &self.state else { return Next::Wait };
+        if shared.hub.lag_bytes(stream.cursor).is_none() {
+            return Next::Close(CloseReason::FellBehind);
+        }
+        if self.outbox.is_empty()
+            && stream.cursor < shared.hub.next_id()
+            && let Err(reason) = self.flush(shared)
+        {
+            return Next::Close(reason);
+        }
+        // What is still owed after writing all the kernel would take.
+        let State::Streaming(stream) = &self.state else { return Next::Wait };
         let Some(lag) = shared.hub.lag_bytes(stream.cursor) else {
             return Next::Close(CloseReason::FellBehind);
         };
@@ -203,13 +214,7 @@ impl Connection {
             log::info!("{}: {pending} bytes behind; dropping the stream (--max-pending-bytes)", self.peer);
             return Next::Close(CloseReason::SlowReader);
         }
-        if !self.outbox.is_empty() || stream.cursor == shared.hub.next_id() {
-            return Next::Wait;
-        }
-        match self.flush(shared) {
-            Ok(()) => Next::Wait,
-            Err(reason) => Next::Close(reason),
-        }
+        Next::Wait
     }
 
     /// Shutting down: once this stream has sent everything it owes, it ends with a `retry:` drawn from

@@ -37,7 +37,17 @@ impl Server {
 
     /// Like [`Server::start`], with the process's working directory set to `dir`.
     pub fn start_in(args: &[&str], dir: Option<&std::path::Path>) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mio-sse"));
+        Self::launch(Command::new(env!("CARGO_BIN_EXE_mio-sse")), args, dir)
+    }
+
+    /// Like [`Server::start`], in a process whose open-file limit is `nofile` (soft and hard).
+    pub fn start_with_fd_limit(args: &[&str], nofile: u64) -> Server {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_mio-sse")]);
+        Self::launch(cmd, args, None)
+    }
+
+    fn launch(mut cmd: Command, args: &[&str], dir: Option<&std::path::Path>) -> Server {
         if !args.contains(&"--listen") {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
@@ -71,6 +81,38 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends a signal (`kill -SIG`) to the server.
+    pub fn signal(&self, name: &str) {
+        let status =
+            Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status().unwrap();
+        assert!(status.success(), "kill -{name}");
+    }
+
+    /// Waits for the server to exit on its own; returns its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit; log:\n{}",
+                self.log_lines().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(10)); // polling the exit, with a deadline
+        }
+    }
+
+    /// CPU time (user + system) the server has used so far, from /proc.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the command name (which is in parentheses): utime and stime are the 12th and 13th.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<u64> = after.split(' ').skip(11).take(2).map(|f| f.parse().unwrap()).collect();
+        Duration::from_millis((fields[0] + fields[1]) * 10) // clock ticks of 10 ms (USER_HZ = 100)
     }
 
     /// Every log line so far.

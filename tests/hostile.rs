@@ -1,0 +1,287 @@
+//! A hostile network over real sockets: shutdown by signal, slow readers, bounded memory under a publish
+//! flood, running out of file descriptors, junk on streams, half-closes, slowloris, smuggling shapes, and
+//! no fd left behind after all of it.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use support::{PATIENCE, Server, count_frames, exchange, find, read_to_close, read_until, split_head};
+
+/// A client socket with a tiny receive buffer, so that a server's writes to it block quickly.
+fn tiny_client(server: &Server) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+}
+
+/// Sends pipelined publishes of `body` on one connection (not reading the answers).
+fn publish_burst(server: &Server, count: usize, body: &str) -> TcpStream {
+    let mut publisher = server.connect();
+    let mut raw = Vec::new();
+    for _ in 0..count {
+        write!(raw, "POST /home/events HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+            .unwrap();
+    }
+    publisher.write_all(&raw).unwrap();
+    publisher
+}
+
+/// The ids of published events in an SSE body.
+fn ids(body: &[u8]) -> Vec<u64> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(|v| v.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_signal_ends_every_stream_with_a_jittered_retry_and_the_server_exits_0() {
+    let mut server = Server::start(&["--retry-ms", "1000", "--interval-ms", "100"]);
+    let mut streams: Vec<TcpStream> = (0..8).map(|_| server.open_stream()).collect();
+    for stream in &mut streams {
+        read_until(stream, |b| count_frames(b) >= 3);
+    }
+    let mut idle = server.connect();
+    idle.write_all(b"GET /favicon.svg HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    read_until(&mut idle, |b| b.ends_with(b"</svg>\n") || b.ends_with(b"</svg>"));
+    server.signal("TERM");
+    let mut retries = Vec::new();
+    for stream in &mut streams {
+        let rest = String::from_utf8(read_to_close(stream)).unwrap();
+        let last = rest.trim_end().lines().last().unwrap_or_default().to_owned();
+        let retry: u64 = last
+            .strip_prefix("retry: ")
+            .unwrap_or_else(|| panic!("ends with a retry: {rest:?}"))
+            .parse()
+            .unwrap();
+        assert!((1000..=3000).contains(&retry), "{retry} within retry-ms and the spread");
+        retries.push(retry);
+    }
+    retries.dedup();
+    assert!(retries.len() > 1, "the retries are spread, not one value: {retries:?}");
+    assert!(read_to_close(&mut idle).is_empty(), "the idle keep-alive connection is closed");
+    assert_eq!(server.wait_exit(), Some(0));
+    server.wait_for_log("shutting down; ending 8 streams");
+    server.wait_for_log("stopped after");
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let mut server = Server::start(&["--shutdown-timeout-ms", "60000", "--log-level", "debug"]);
+    // A request half sent keeps the shutdown waiting (until its request timeout, 10 s).
+    let mut half = server.connect();
+    half.write_all(b"GET / HTTP/1.1\r\nHost").unwrap();
+    server.wait_for_log("accepted");
+    server.signal("INT");
+    server.wait_for_log("shutting down");
+    let started = Instant::now();
+    server.signal("INT");
+    assert_eq!(server.wait_exit(), Some(130));
+    assert!(started.elapsed() < Duration::from_secs(5), "it did not wait for the half-sent request");
+    drop(half);
+}
+
+#[test]
+fn a_slow_reader_is_dropped_while_others_get_every_event_and_it_catches_up_after() {
+    let server =
+        Server::start(&["--interval-ms", "0", "--max-pending-bytes", "60000", "--send-buffer-bytes", "4096"]);
+    let mut slow = tiny_client(&server);
+    slow.write_all(b"GET /home/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let slow_addr = slow.local_addr().unwrap();
+    let mut fast = server.open_stream();
+    read_until(&mut fast, |b| count_frames(b) >= 2);
+    server.wait_for_log(&format!("stream from {slow_addr} opened"));
+    let body = "z".repeat(2000);
+    let _publisher = publish_burst(&server, 100, &body);
+    // The fast reader gets all 100, in order.
+    let got = read_until(&mut fast, |b| ids(b).len() >= 100);
+    let fast_ids = ids(&got);
+    assert_eq!(fast_ids.len(), 100);
+    assert!(fast_ids.windows(2).all(|w| w[1] == w[0] + 1));
+    // The slow one is dropped as a slow reader, and counted.
+    let line = server.wait_for_log(&format!("stream from {slow_addr} closed"));
+    assert!(line.contains("slow reader"), "{line}");
+    // It comes back with the last id it got and catches up from the replay buffer: nothing lost.
+    let seen = ids(&split_head(&read_to_close(&mut slow)).1);
+    let last = seen.last().copied().unwrap_or(fast_ids[0] - 1);
+    let mut again = server.connect();
+    write!(again, "GET /home/events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: {last}\r\n\r\n").unwrap();
+    let replay = ids(&split_head(&read_until(&mut again, |b| ids(b).last() == fast_ids.last())).1);
+    let mut all = seen.clone();
+    all.extend(&replay);
+    assert_eq!(all, fast_ids, "before the drop and after the comeback: every event once, in order");
+    let metrics = exchange(&server, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(String::from_utf8_lossy(&metrics).contains("mio_sse_closed_total{reason=\"slow_reader\"} 1"));
+}
+
+#[test]
+fn memory_stays_bounded_with_a_thousand_clients_that_do_not_read() {
+    let server =
+        Server::start(&["--interval-ms", "0", "--replay-bytes", "1048576", "--send-buffer-bytes", "4096"]);
+    let mut clients = Vec::new();
+    for _ in 0..1000 {
+        let mut client = tiny_client(&server);
+        client.write_all(b"GET /home/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        clients.push(client);
+    }
+    // All connected (the answer head reached each) before the flood.
+    for client in &mut clients {
+        read_until(client, |b| count_frames(b) >= 2);
+    }
+    let before = server.rss_bytes();
+    // 8 MiB of events in 4 KiB bodies: eight times the replay buffer, thousands of times what the
+    // kernel buffers of each client hold.
+    let body = "m".repeat(4096);
+    let mut publisher = publish_burst(&server, 2048, &body);
+    let answers =
+        read_until(&mut publisher, |b| b.windows(9).filter(|w| w == b"\"streams\"").count() >= 2048);
+    assert!(find(&answers, b"HTTP/1.1 200 OK").is_some());
+    let after = server.rss_bytes();
+    let growth = after.saturating_sub(before);
+    eprintln!(
+        "RSS with 1,000 non-reading clients: {} KiB before the flood, {} KiB after 8 MiB published (+{} KiB)",
+        before / 1024,
+        after / 1024,
+        growth / 1024
+    );
+    // The replay ring (1 MiB) plus at most one partial frame per client; nothing per event per client.
+    assert!(growth < 12 * 1024 * 1024, "memory grew by {growth} bytes");
+    drop(clients);
+}
+
+#[test]
+fn out_of_file_descriptors_accepting_pauses_without_spinning_and_resumes() {
+    // 64 fds: after stdio, epoll, the listener and the signal pipe, room for about 55 connections.
+    let server = Server::start_with_fd_limit(&["--max-connections", "1000", "--interval-ms", "100"], 64);
+    let mut held: Vec<TcpStream> = Vec::new();
+    for _ in 0..80 {
+        held.push(server.open_stream()); // the kernel completes handshakes even when we cannot accept
+    }
+    server.wait_for_log("pausing accepts");
+    // While exhausted: the loop must not spin on EMFILE.
+    let (cpu_before, wall) = (server.cpu_time(), Instant::now());
+    std::thread::sleep(Duration::from_secs(1)); // measuring CPU over a second of exhaustion
+    let cpu = server.cpu_time() - cpu_before;
+    eprintln!("CPU while out of fds: {cpu:?} in {:?}", wall.elapsed());
+    assert!(cpu < Duration::from_millis(300), "the loop spun while out of fds: {cpu:?} of CPU in a second");
+    // Open streams keep ticking meanwhile.
+    let first = &mut held[0];
+    let got = read_until(first, |b| count_frames(b) >= 6);
+    assert!(String::from_utf8_lossy(&got).contains("data: "));
+    let pauses = server.log_lines().iter().filter(|l| l.contains("pausing accepts")).count();
+    assert_eq!(pauses, 1, "logged once per episode");
+    // Free some fds: the waiting connections are accepted by themselves.
+    held.drain(..30);
+    server.wait_for_log("accepting again");
+    let last = held.last_mut().unwrap();
+    let got = read_until(last, |b| count_frames(b) >= 3);
+    assert!(got.starts_with(b"HTTP/1.1 200 OK"));
+}
+
+#[test]
+fn bytes_sent_on_a_stream_are_discarded_until_too_many() {
+    let server = Server::start(&["--interval-ms", "50"]);
+    let mut stream = server.open_stream();
+    read_until(&mut stream, |b| count_frames(b) >= 3);
+    stream.write_all(&[b'j'; 10_000]).unwrap();
+    let got = read_until(&mut stream, |b| b.windows(2).filter(|w| w == b"\n\n").count() >= 3);
+    assert!(String::from_utf8_lossy(&got).contains("data: "), "still streaming after 10 KB of junk");
+    let me = stream.local_addr().unwrap();
+    let _ = stream.write_all(&[b'j'; 100_000]);
+    let line = server.wait_for_log(&format!("stream from {me} closed"));
+    assert!(line.contains("too much input"), "{line}");
+    server.wait_for_log(&format!("{me}: sent"));
+}
+
+#[test]
+fn a_client_that_half_closes_still_gets_its_answer() {
+    let server = Server::start(&[]);
+    let mut stream = server.connect();
+    stream.write_all(b"GET /favicon.svg HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let got = read_to_close(&mut stream);
+    let (head, body) = split_head(&got);
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(body.starts_with(b"<svg"));
+}
+
+#[test]
+fn slowloris_gets_408_while_streams_keep_ticking() {
+    let server = Server::start(&["--request-timeout-ms", "600", "--interval-ms", "50"]);
+    let mut stream = server.open_stream();
+    read_until(&mut stream, |b| count_frames(b) >= 3);
+    let mut loris: Vec<TcpStream> = (0..200).map(|_| server.connect()).collect();
+    for (i, conn) in loris.iter_mut().enumerate() {
+        conn.write_all(&b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "[..10 + i % 20]).unwrap();
+    }
+    // Meanwhile the stream ticks, and an ordinary request is served at once.
+    let started = Instant::now();
+    let got = read_until(&mut stream, |b| b.windows(2).filter(|w| w == b"\n\n").count() >= 8);
+    assert!(String::from_utf8_lossy(&got).matches("data: ").count() >= 8);
+    let page = exchange(&server, b"GET /favicon.svg HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(page.starts_with(b"HTTP/1.1 200 OK"));
+    for conn in &mut loris {
+        let answer = read_to_close(conn);
+        assert!(answer.starts_with(b"HTTP/1.1 408 "), "{}", String::from_utf8_lossy(&answer));
+    }
+    assert!(started.elapsed() >= Duration::from_millis(500), "408 only after the request timeout");
+}
+
+#[test]
+fn smuggling_shapes_get_400_and_a_close() {
+    let server = Server::start(&[]);
+    for raw in [
+        &b"POST /home/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /x HTTP/1.1\r\n\r\n"[..],
+        b"POST /home/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n  b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\rX-Bare-CR: y\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x10\r\n\r\n",
+    ] {
+        let got = exchange(&server, raw); // read to close: the server closes after the 400
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+        assert_eq!(text.matches("HTTP/1.1").count(), 1, "one answer, nothing smuggled: {text}");
+    }
+}
+
+#[test]
+fn no_fd_is_left_behind_by_hostile_clients() {
+    let server =
+        Server::start(&["--request-timeout-ms", "300", "--interval-ms", "20", "--max-connections", "30"]);
+    let baseline = server.open_fds();
+    let mut keep = Vec::new();
+    for round in 0..40 {
+        // A reset in the middle of a stream (or of an over-capacity answer, or of a refused connection).
+        let mut stream = server.open_stream();
+        let _ = stream.read(&mut [0u8; 1024]);
+        socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO)).unwrap();
+        drop(stream);
+        // Garbage, a half-sent head, a client gone before reading its answer, over-capacity streams.
+        let mut garbage = server.connect();
+        garbage.write_all(&[0xff, 0x00, b'\r', b'\n', b'\r', b'\n']).unwrap();
+        let _ = garbage.read(&mut [0u8; 1024]); // an answer, a close or a reset: any is fine here
+        let mut half = server.connect();
+        half.write_all(b"GET /index.html HTTP/1.1\r\nHo").unwrap();
+        keep.push(half);
+        let mut gone = server.connect();
+        gone.write_all(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let _ = gone.read(&mut [0u8; 10]);
+        socket2::SockRef::from(&gone).set_linger(Some(Duration::ZERO)).unwrap();
+        if round % 10 == 0 {
+            keep.extend((0..35).map(|_| server.open_stream()));
+        }
+    }
+    drop(keep);
+    let deadline = Instant::now() + PATIENCE;
+    while server.open_fds() != baseline {
+        assert!(Instant::now() < deadline, "{} fds open, {baseline} at start", server.open_fds());
+        std::thread::sleep(Duration::from_millis(10)); // polling a condition, with a deadline
+    }
+}
