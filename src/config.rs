@@ -89,6 +89,11 @@ pub struct Config {
     #[arg(long)]
     pub max_connections: Option<usize>,
 
+    /// Largest request head (request line and headers) in bytes: a longer request line gets 414, a longer
+    /// head 431. At most 64 header lines are read (431 past that).
+    #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u64).range(256..=1_048_576))]
+    pub max_head_bytes: u64,
+
     /// Milliseconds a client has to send a complete request head (from its first byte, or from
     /// connecting) before it gets 408 and is closed.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]

@@ -186,6 +186,33 @@ fn out_of_file_descriptors_accepting_pauses_without_spinning_and_resumes() {
 }
 
 #[test]
+fn a_stream_that_cannot_write_is_closed_after_the_stall_timeout() {
+    // A peer that vanished without a FIN looks like one that never reads: writes stop going out.
+    let server = Server::start(&[
+        "--interval-ms",
+        "1",
+        "--write-stall-timeout-ms",
+        "300",
+        "--send-buffer-bytes",
+        "4096",
+    ]);
+    let mut stuck = tiny_client(&server);
+    stuck.write_all(b"GET /home/events?bytes=1000 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let me = stuck.local_addr().unwrap();
+    let line = server.wait_for_log(&format!("stream from {me} closed"));
+    assert!(line.contains("write timeout"), "{line}");
+    server.wait_for_log(&format!("{me}: nothing could be written for"));
+}
+
+#[test]
+fn a_smaller_head_limit_is_enforced() {
+    let server = Server::start(&["--max-head-bytes", "300"]);
+    let long = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n\r\n", "l".repeat(400));
+    let got = exchange(&server, long.as_bytes());
+    assert!(got.starts_with(b"HTTP/1.1 431 "), "{}", String::from_utf8_lossy(&got));
+}
+
+#[test]
 fn bytes_sent_on_a_stream_are_discarded_until_too_many() {
     let server = Server::start(&["--interval-ms", "50"]);
     let mut stream = server.open_stream();

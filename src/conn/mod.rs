@@ -137,7 +137,7 @@ impl Shared {
     pub fn new(config: Config, files: StaticFiles) -> Shared {
         Shared {
             files,
-            limits: Limits::default(),
+            limits: Limits { max_head_bytes: config.max_head_bytes as usize },
             scratch: vec![0; Self::SCRATCH_BYTES].into_boxed_slice(),
             frame: Vec::with_capacity(256),
             dates: DateCache::default(),

@@ -164,7 +164,10 @@ impl Connection {
             let last = if frame.is_some() { now } else { stream.last_sent };
             stream.watch_at = next_watch(&shared.config, caught_up, last, now);
         }
-        let Some(frame) = frame else { return Next::Wait };
+        let Some(frame) = frame else {
+            self.watch_stall(shared, now);
+            return Next::Wait;
+        };
 
         let before = self.outbox.pending_bytes();
         if let super::outbox::Flush::Failed(error) =
@@ -214,7 +217,21 @@ impl Connection {
             log::info!("{}: {pending} bytes behind; dropping the stream (--max-pending-bytes)", self.peer);
             return Next::Close(CloseReason::SlowReader);
         }
+        self.watch_stall(shared, Instant::now());
         Next::Wait
+    }
+
+    /// A stream that owes bytes must be looked at when its stall timeout would run out, even if its
+    /// watch was armed for a heartbeat much later (it was caught up then).
+    fn watch_stall(&mut self, shared: &Shared, now: Instant) {
+        if self.caught_up(shared) {
+            return;
+        }
+        if let State::Streaming(stream) = &mut self.state
+            && let Some(at) = next_watch(&shared.config, false, stream.last_sent, now)
+        {
+            stream.watch_at = Some(stream.watch_at.map_or(at, |armed| armed.min(at)));
+        }
     }
 
     /// Shutting down: once this stream has sent everything it owes, it ends with a `retry:` drawn from
