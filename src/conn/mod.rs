@@ -15,7 +15,7 @@
 //!            Draining ── outbox empty: half-close ──► Lingering ── peer's EOF or 2 s ──► closed
 //! ```
 //!
-//! This file holds the state machine and the socket work; [`answer`] turns a request into a response or a
+//! This file holds the state machine and the socket work; `answer` turns a request into a response or a
 //! state change, and [`stream`] holds what only event streams do (ticks, heartbeats, catching up with
 //! published events).
 //!
