@@ -25,4 +25,12 @@ if ! (cd tests/browser && npm ls --loglevel=error >/dev/null 2>&1); then
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-cargo test "$@"
+# Run every test target, then one closing line that adds up all of cargo's per-target "test result" lines
+# (cargo's own last line is the doc-tests', which alone says little).
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test "$@" 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

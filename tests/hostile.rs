@@ -205,6 +205,19 @@ fn a_stream_that_cannot_write_is_closed_after_the_stall_timeout() {
 }
 
 #[test]
+fn an_idle_keep_alive_connection_is_closed_after_its_timeout() {
+    let server = Server::start(&["--keepalive-timeout-ms", "200"]);
+    let mut conn = server.connect();
+    conn.write_all(b"GET /favicon.svg HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let started = Instant::now();
+    let got = read_to_close(&mut conn); // the answer, then the close once idle for 200 ms
+    assert!(
+        got.starts_with(b"HTTP/1.1 200 OK") && !String::from_utf8_lossy(&got).contains("Connection: close")
+    );
+    assert!(started.elapsed() >= Duration::from_millis(200), "closed only after the idle time");
+}
+
+#[test]
 fn a_smaller_head_limit_is_enforced() {
     let server = Server::start(&["--max-head-bytes", "300"]);
     let long = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n\r\n", "l".repeat(400));
