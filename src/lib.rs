@@ -30,6 +30,7 @@ pub mod conn;
 pub mod http;
 pub mod hub;
 pub mod jitter;
+pub mod load;
 pub mod metrics;
 pub mod routes;
 pub mod server;

@@ -42,6 +42,9 @@ pub struct Event {
     pub data: String,
     /// The last event id at dispatch (kept across events until an `id:` changes it).
     pub last_event_id: String,
+    /// Whether this event's own lines set the id (the standard keeps the previous id otherwise; a load
+    /// tester counting gaps and duplicates needs to tell the two apart).
+    pub own_id: bool,
 }
 
 /// A line longer than the limit.
@@ -72,6 +75,8 @@ pub struct Parser {
     data: String,
     event_type: String,
     last_event_id: String,
+    /// An `id:` field was seen since the last dispatch.
+    id_seen: bool,
 }
 
 impl Parser {
@@ -86,6 +91,7 @@ impl Parser {
             data: String::new(),
             event_type: String::new(),
             last_event_id: String::new(),
+            id_seen: false,
         }
     }
 
@@ -151,7 +157,10 @@ impl Parser {
                 self.data.push('\n');
             }
             "event" => self.event_type = value.to_owned(),
-            "id" if !value.contains('\0') => self.last_event_id = value.to_owned(),
+            "id" if !value.contains('\0') => {
+                self.last_event_id = value.to_owned();
+                self.id_seen = true;
+            }
             "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
                 if let Ok(ms) = value.parse() {
                     out.push(Item::Retry(ms));
@@ -163,13 +172,14 @@ impl Parser {
 
     fn dispatch(&mut self, out: &mut Vec<Item>) {
         let event_type = std::mem::take(&mut self.event_type);
+        let own_id = std::mem::take(&mut self.id_seen);
         if self.data.is_empty() {
             return;
         }
         let mut data = std::mem::take(&mut self.data);
         data.pop(); // the last LF
         let event_type = if event_type.is_empty() { "message".to_owned() } else { event_type };
-        out.push(Item::Event(Event { event_type, data, last_event_id: self.last_event_id.clone() }));
+        out.push(Item::Event(Event { event_type, data, last_event_id: self.last_event_id.clone(), own_id }));
     }
 }
 
@@ -186,8 +196,18 @@ mod tests {
         out
     }
 
+    /// An event whose own lines set `id` when it is not empty.
     fn event(event_type: &str, data: &str, id: &str) -> Item {
-        Item::Event(Event { event_type: event_type.into(), data: data.into(), last_event_id: id.into() })
+        with_id(event_type, data, id, !id.is_empty())
+    }
+
+    fn with_id(event_type: &str, data: &str, id: &str, own_id: bool) -> Item {
+        Item::Event(Event {
+            event_type: event_type.into(),
+            data: data.into(),
+            last_event_id: id.into(),
+            own_id,
+        })
     }
 
     #[test]
@@ -199,7 +219,7 @@ mod tests {
             event("message", "YHOO\n+2\n10", ""),
             Item::Comment(" test stream".into()),
             event("message", "first event", "1"),
-            event("message", "second event", ""),
+            with_id("message", "second event", "", true), // `id` alone resets the id
             event("message", " third event", ""),
             event("add", "73857293", ""),
             event("message", "", ""),
@@ -237,7 +257,10 @@ mod tests {
     fn ids_with_nul_and_bad_retries_are_ignored() {
         let got =
             parse_in_pieces(b"id: 5\n\nid: a\0b\ndata: x\n\nretry: 10a\nretry:\nretry: 20\ndata: y\n\n", 4);
-        assert_eq!(got, vec![event("message", "x", "5"), Item::Retry(20), event("message", "y", "5")]);
+        assert_eq!(
+            got,
+            vec![with_id("message", "x", "5", false), Item::Retry(20), with_id("message", "y", "5", false)]
+        );
     }
 
     #[test]

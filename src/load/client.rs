@@ -1,0 +1,294 @@
+//! One subscriber connection of the load generator: a non-blocking SSE client on mio.
+//!
+//! Phases: connecting (non-blocking `connect`, from a chosen source address) → writing the request →
+//! reading the response head (`httparse`) → reading the body: close-delimited or chunked, then SSE through
+//! the standard-following [`Parser`]. What it finds is returned as [`Seen`] items for the driver to count;
+//! the client keeps only what a browser keeps between reconnections (the last event id, the retry time).
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+
+use super::chunked::Dechunker;
+use crate::sse::parser::{Item, Parser};
+
+/// Longest SSE line the client accepts from a server (1 MiB).
+pub const MAX_LINE: usize = 1 << 20;
+/// Longest response head accepted.
+pub const MAX_HEAD: usize = 16 * 1024;
+
+/// Where to connect and what to ask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// `host:port`, for the `Host` header.
+    pub authority: String,
+    /// Path and query.
+    pub path: String,
+}
+
+impl Target {
+    /// Parses `http://host:port/path?query` (IP addresses only: the load generator resolves nothing).
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let rest = url.strip_prefix("http://").ok_or_else(|| format!("{url}: only http:// URLs"))?;
+        let (authority, path) = rest.find('/').map_or((rest, "/"), |at| (&rest[..at], &rest[at..]));
+        let addr: SocketAddr = authority
+            .parse()
+            .or_else(|_| format!("{authority}:80").parse())
+            .map_err(|_| format!("{url}: the host must be an IP address with an optional port"))?;
+        Ok(Target { addr, authority: authority.to_owned(), path: path.to_owned() })
+    }
+}
+
+/// What a client read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// The response head: its status and whether it is an event stream.
+    Head { status: u16, event_stream: bool },
+    /// A dispatched event: its data, and its id if its own lines set one.
+    Event { data: String, id: Option<String> },
+    /// The connection ended: the peer closed, reset, or the stream was malformed.
+    Ended(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Connecting,
+    Head,
+    Body,
+    Done,
+}
+
+/// One SSE client connection.
+pub struct Client {
+    pub socket: TcpStream,
+    phase: Phase,
+    request: Vec<u8>,
+    written: usize,
+    head: Vec<u8>,
+    dechunk: Option<Dechunker>,
+    /// The parser outlives a connection: it holds the last event id, as a browser does.
+    pub parser: Parser,
+    /// Reconnection time from `retry:` (ms).
+    pub retry_ms: u64,
+    /// When this attempt started, and when bytes last arrived.
+    pub attempt_started: Instant,
+    pub last_bytes: Instant,
+    /// Stop reading after the head (a slow reader: the server's buffers fill).
+    pub stall: bool,
+    /// The head was `200 text/event-stream`: this attempt streamed (an end is then a drop, not a failure
+    /// to connect).
+    pub streamed: bool,
+}
+
+impl Client {
+    /// Starts a non-blocking connection from `source` (port chosen by the kernel) to `target`,
+    /// sending `Last-Event-ID` if the parser has one.
+    pub fn connect(
+        target: &Target,
+        source: Option<IpAddr>,
+        parser: Parser,
+        retry_ms: u64,
+        small_rcvbuf: bool,
+    ) -> io::Result<Client> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let socket = Socket::new(Domain::for_address(target.addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_nonblocking(true)?;
+        socket.set_tcp_nodelay(true)?;
+        if small_rcvbuf {
+            socket.set_recv_buffer_size(2048)?;
+        }
+        if let Some(ip) = source {
+            socket.bind(&SocketAddr::new(ip, 0).into())?;
+        }
+        match socket.connect(&target.addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(115) || e.kind() == io::ErrorKind::WouldBlock => {} // EINPROGRESS
+            Err(e) => return Err(e),
+        }
+        let mut request = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n",
+            target.path, target.authority
+        );
+        if !parser.last_event_id().is_empty() {
+            request.push_str(&format!("Last-Event-ID: {}\r\n", parser.last_event_id()));
+        }
+        request.push_str("\r\n");
+        let now = Instant::now();
+        Ok(Client {
+            socket: TcpStream::from_std(socket.into()),
+            phase: Phase::Connecting,
+            request: request.into_bytes(),
+            written: 0,
+            head: Vec::new(),
+            dechunk: None,
+            parser,
+            retry_ms,
+            attempt_started: now,
+            last_bytes: now,
+            stall: small_rcvbuf,
+            streamed: false,
+        })
+    }
+
+    /// Whether the response head has arrived.
+    pub fn is_streaming(&self) -> bool {
+        self.phase == Phase::Body
+    }
+
+    /// Does what the socket allows: finish connecting, write the request, read (bounded) and parse.
+    /// Appends what it saw to `seen`.
+    pub fn drive(&mut self, scratch: &mut [u8], seen: &mut Vec<Seen>) {
+        if self.phase == Phase::Connecting {
+            match self.socket.take_error() {
+                Ok(Some(e)) | Err(e) => return self.end(format!("connect: {}", short(&e)), seen),
+                Ok(None) => {}
+            }
+            if self.socket.peer_addr().is_err() {
+                return; // still connecting: a writable event will come
+            }
+            self.phase = Phase::Head;
+        }
+        while self.written < self.request.len() {
+            match self.socket.write(&self.request[self.written..]) {
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.end(format!("write: {}", short(&e)), seen),
+            }
+        }
+        if self.stall && self.phase == Phase::Body {
+            return; // a slow reader reads nothing after the head
+        }
+        for _ in 0..16 {
+            match self.socket.read(scratch) {
+                Ok(0) => return self.end("closed by server".into(), seen),
+                Ok(n) => {
+                    self.last_bytes = Instant::now();
+                    if let Err(why) = self.take(&scratch[..n], seen) {
+                        return self.end(why, seen);
+                    }
+                    if self.phase == Phase::Done || (self.stall && self.phase == Phase::Body) {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.end(format!("read: {}", short(&e)), seen),
+            }
+        }
+    }
+
+    fn end(&mut self, why: String, seen: &mut Vec<Seen>) {
+        if self.phase != Phase::Done {
+            self.phase = Phase::Done;
+            seen.push(Seen::Ended(why));
+        }
+    }
+
+    /// Whether the connection has ended (a `Seen::Ended` was reported).
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    fn take(&mut self, bytes: &[u8], seen: &mut Vec<Seen>) -> Result<(), String> {
+        if self.phase == Phase::Head {
+            self.head.extend_from_slice(bytes);
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut response = httparse::Response::new(&mut headers);
+            let len = match response.parse(&self.head) {
+                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Partial) if self.head.len() > MAX_HEAD => {
+                    return Err("head too large".into());
+                }
+                Ok(httparse::Status::Partial) => return Ok(()),
+                Err(e) => return Err(format!("bad response head: {e}")),
+            };
+            let status = response.code.unwrap_or(0);
+            let header = |name: &str| {
+                response
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case(name))
+                    .map(|h| h.value.to_ascii_lowercase())
+            };
+            let event_stream = header("content-type").is_some_and(|v| v.starts_with(b"text/event-stream"));
+            let chunked = header("transfer-encoding").is_some_and(|v| v.windows(7).any(|w| w == b"chunked"));
+            seen.push(Seen::Head { status, event_stream });
+            if status != 200 || !event_stream {
+                self.phase = Phase::Done;
+                return Ok(());
+            }
+            self.dechunk = chunked.then(Dechunker::default);
+            self.phase = Phase::Body;
+            self.streamed = true;
+            let head = std::mem::take(&mut self.head);
+            return self.body(&head[len..], seen);
+        }
+        if self.phase == Phase::Body {
+            return self.body(bytes, seen);
+        }
+        Ok(())
+    }
+
+    fn body(&mut self, bytes: &[u8], seen: &mut Vec<Seen>) -> Result<(), String> {
+        let mut decoded = Vec::new();
+        let bytes = match &mut self.dechunk {
+            Some(dechunk) => {
+                dechunk.feed(bytes, &mut decoded).map_err(|e| format!("bad chunked body: {}", e.0))?;
+                &decoded[..]
+            }
+            None => bytes,
+        };
+        let mut items = Vec::new();
+        self.parser.feed(bytes, &mut items).map_err(|e| e.to_string())?;
+        for item in items {
+            match item {
+                Item::Event(event) => {
+                    let id = event.own_id.then_some(event.last_event_id);
+                    seen.push(Seen::Event { data: event.data, id });
+                }
+                Item::Retry(ms) => self.retry_ms = ms,
+                Item::Comment(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// How long this connection has gone without a byte.
+    pub fn silence(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.last_bytes)
+    }
+}
+
+/// A short cause for an I/O error, for counting failures by kind.
+pub fn short(error: &io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::ConnectionRefused => "refused".into(),
+        io::ErrorKind::ConnectionReset => "reset".into(),
+        io::ErrorKind::BrokenPipe => "broken pipe".into(),
+        io::ErrorKind::TimedOut => "timed out".into(),
+        io::ErrorKind::AddrNotAvailable => "no free source port".into(),
+        _ => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let t = Target::parse("http://127.0.0.1:8080/home/events?interval_ms=100").unwrap();
+        assert_eq!(t.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            (t.authority.as_str(), t.path.as_str()),
+            ("127.0.0.1:8080", "/home/events?interval_ms=100")
+        );
+        assert_eq!(Target::parse("http://127.0.0.2").unwrap().path, "/");
+        assert!(Target::parse("https://x/").is_err());
+        assert!(Target::parse("http://example.com/").is_err());
+    }
+}

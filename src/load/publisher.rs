@@ -1,0 +1,112 @@
+//! The fan-out publisher: one keep-alive connection on which `POST`s are pipelined at their scheduled
+//! times, without waiting for answers (a server that stalls then shows up as latency, measured from each
+//! event's intended time, instead of silently slowing the schedule down: no coordinated omission).
+
+use std::io::{self, Read, Write};
+
+use mio::net::TcpStream;
+
+use super::client::{Target, short};
+
+/// The publisher's connection.
+pub struct Publisher {
+    pub socket: TcpStream,
+    connected: bool,
+    out: Vec<u8>,
+    written: usize,
+    inbuf: Vec<u8>,
+    /// Answers read: 2xx, and any other status.
+    pub accepted: u64,
+    pub refused: u64,
+}
+
+impl Publisher {
+    pub fn connect(target: &Target) -> io::Result<Publisher> {
+        let socket = TcpStream::connect(target.addr)?;
+        socket.set_nodelay(true)?;
+        Ok(Publisher {
+            socket,
+            connected: false,
+            out: Vec::new(),
+            written: 0,
+            inbuf: Vec::new(),
+            accepted: 0,
+            refused: 0,
+        })
+    }
+
+    /// Queues one `POST` of `body` and writes what the socket takes.
+    pub fn send(&mut self, target: &Target, body: &str) -> Result<(), String> {
+        let request = format!(
+            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            target.path,
+            target.authority,
+            body.len()
+        );
+        self.out.extend_from_slice(request.as_bytes());
+        self.drive(&mut [0u8; 4096])
+    }
+
+    /// Writes pending requests and reads answers, counting them.
+    pub fn drive(&mut self, scratch: &mut [u8]) -> Result<(), String> {
+        if !self.connected {
+            if let Ok(Some(e)) | Err(e) = self.socket.take_error() {
+                return Err(format!("publisher connect: {}", short(&e)));
+            }
+            if self.socket.peer_addr().is_err() {
+                return Ok(());
+            }
+            self.connected = true;
+        }
+        while self.written < self.out.len() {
+            match self.socket.write(&self.out[self.written..]) {
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("publisher write: {}", short(&e))),
+            }
+        }
+        if self.written == self.out.len() {
+            self.out.clear();
+            self.written = 0;
+        }
+        loop {
+            match self.socket.read(scratch) {
+                Ok(0) => return Err("publisher: closed by server".into()),
+                Ok(n) => self.inbuf.extend_from_slice(&scratch[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("publisher read: {}", short(&e))),
+            }
+        }
+        self.count_answers()
+    }
+
+    /// Takes complete answers (head and `Content-Length` body) off the input.
+    fn count_answers(&mut self) -> Result<(), String> {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut response = httparse::Response::new(&mut headers);
+            let head_len = match response.parse(&self.inbuf) {
+                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Partial) => return Ok(()),
+                Err(e) => return Err(format!("publisher: bad answer: {e}")),
+            };
+            let length: usize = response
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
+                .unwrap_or(0);
+            if self.inbuf.len() < head_len + length {
+                return Ok(());
+            }
+            match response.code {
+                Some(100) => {} // the go-ahead for a body: not an answer
+                Some(code) if (200..300).contains(&code) => self.accepted += 1,
+                _ => self.refused += 1,
+            }
+            self.inbuf.drain(..head_len + length);
+        }
+    }
+}

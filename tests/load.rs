@@ -1,0 +1,100 @@
+//! The load generator end to end, small: it drives the real server and its counts come out exact.
+//! Counts, never speed: these machines are shared.
+
+mod support;
+
+use std::process::Command;
+
+use support::Server;
+
+/// Runs `mio-sse-load` with `args` against `server`; returns its JSON report.
+fn load(server: &Server, args: &[&str]) -> serde_json::Value {
+    let url = format!("http://{}/home/events", server.addr);
+    let out = Command::new(env!("CARGO_BIN_EXE_mio-sse-load"))
+        .args(args)
+        .args(["--url", &url, "--json", "--quiet"])
+        .output()
+        .expect("run mio-sse-load");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| {
+        panic!("no JSON report ({e}): {stdout}\n{}", String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+fn n(report: &serde_json::Value, key: &str) -> u64 {
+    report[key].as_u64().unwrap_or_else(|| panic!("{key} in {report}"))
+}
+
+#[test]
+fn hold_counts_every_stream_and_tick() {
+    let server = Server::start(&["--interval-ms", "100"]);
+    let report =
+        load(&server, &["hold", "--streams", "200", "--duration-s", "1.5", "--tick-interval-ms", "100"]);
+    assert_eq!(n(&report, "connected"), 200, "{report}");
+    assert_eq!(report["failures"].as_object().unwrap().len(), 0, "{report}");
+    assert!(n(&report, "events") >= 200 * 5, "ticks at 100 ms for 1.5 s: {report}");
+    assert!(report["tick_lateness_ms"].as_array().is_some_and(|h| !h.is_empty()));
+}
+
+#[test]
+fn fanout_delivers_every_event_to_every_subscriber_once() {
+    let server = Server::start(&["--interval-ms", "0"]);
+    let report = load(&server, &["fanout", "--streams", "200", "--events", "20", "--rate", "0"]);
+    assert_eq!(n(&report, "expected"), 4000, "{report}");
+    assert_eq!(n(&report, "delivered"), 4000, "{report}");
+    assert_eq!((n(&report, "gaps"), n(&report, "duplicates")), (0, 0), "{report}");
+    assert!(report["latency_us"].as_array().is_some_and(|h| !h.is_empty()));
+}
+
+#[test]
+fn fanout_in_several_processes_merges_their_reports() {
+    let server = Server::start(&["--interval-ms", "0"]);
+    let report =
+        load(&server, &["fanout", "--streams", "150", "--events", "10", "--rate", "50", "--procs", "3"]);
+    assert_eq!(n(&report, "connected"), 150, "{report}");
+    assert_eq!(n(&report, "delivered"), 1500, "{report}");
+    assert_eq!(n(&report, "expected"), 1500, "{report}");
+}
+
+#[test]
+fn churn_completes_its_cycles() {
+    let server = Server::start(&["--interval-ms", "1000"]);
+    let report = load(&server, &["churn", "--cycles", "300", "--concurrency", "20"]);
+    assert!(n(&report, "cycles") >= 300, "{report}");
+    assert_eq!(report["failures"].as_object().unwrap().len(), 0, "{report}");
+}
+
+#[test]
+fn a_storm_reconnects_every_stream_without_losing_an_event() {
+    let server = Server::start(&["--interval-ms", "100", "--retry-ms", "100"]);
+    let report =
+        load(&server, &["storm", "--streams", "100", "--storm-after-s", "0.5", "--duration-s", "1.5"]);
+    assert_eq!(n(&report, "reconnects"), 100, "{report}");
+    assert_eq!(n(&report, "connected"), 200, "{report}");
+    assert_eq!(n(&report, "gaps"), 0, "{report}");
+}
+
+#[test]
+fn a_non_200_stops_a_browser_like_client() {
+    let server = Server::start(&["--interval-ms", "100"]);
+    let url = format!("http://{}/nope", server.addr);
+    let out = Command::new(env!("CARGO_BIN_EXE_mio-sse-load"))
+        .args([
+            "hold",
+            "--streams",
+            "3",
+            "--duration-s",
+            "1",
+            "--reconnect",
+            "--json",
+            "--quiet",
+            "--url",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["failures"]["status 404"].as_u64(), Some(3), "{report}");
+    assert_eq!(n(&report, "reconnects"), 0, "a 404 stops it for good: {report}");
+}
