@@ -90,8 +90,8 @@ mod tests {
 
     #[test]
     fn decodes_in_any_split() {
-        let body = b"7\r\ndata: a\r\n3;ext=1\r\n\n\n\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n";
-        let want = b"data: a\n\n0123456789abcdef";
+        let body = b"7\r\ndata: a\r\n3;ext=1\r\n\n\n\n\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n";
+        let want = b"data: a\n\n\n0123456789abcdef";
         for piece in 1..body.len() {
             let mut d = Dechunker::default();
             let mut out = Vec::new();
