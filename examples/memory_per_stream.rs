@@ -43,6 +43,7 @@ fn main() {
 
     let idle_rss = rss_bytes(pid);
     let idle_kernel = kernel_tcp_bytes();
+    let idle_slab = slab_bytes();
     let started = Instant::now();
     let mut conns = Vec::with_capacity(streams);
     for i in 0..streams {
@@ -62,6 +63,7 @@ fn main() {
     std::thread::sleep(Duration::from_millis(500));
     let full_rss = rss_bytes(pid);
     let full_kernel = kernel_tcp_bytes();
+    let full_slab = slab_bytes();
 
     // Every stream must keep ticking: the next tick within two intervals.
     let tick_started = Instant::now();
@@ -86,6 +88,10 @@ fn main() {
     );
     println!(
         "kernel TCP memory / stream:   {kernel_per_stream:.0} bytes (both ends of loopback; /proc/net/sockstat)"
+    );
+    println!(
+        "kernel slab / connection end: {:.0} bytes (socket, inode, file, epoll entry; /proc/meminfo Slab over 2 × streams)",
+        full_slab.saturating_sub(idle_slab) as f64 / (2 * streams) as f64
     );
     println!(
         "next tick on every stream:    {} of {streams} within {:.2} s",
@@ -145,6 +151,18 @@ fn kernel_tcp_bytes() -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     pages * 4096
+}
+
+/// The kernel's slab memory, system-wide (`Slab:` in /proc/meminfo).
+fn slab_bytes() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kb: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Slab:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    kb * 1024
 }
 
 /// Finds the server's listening port from /proc/net/tcp via its socket inodes.

@@ -121,29 +121,46 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Holds `n` streams on a fresh server: memory, accept rate, CPU per set-up and per tick, tick lateness.
+/// Holds `n` streams, twice on fresh servers. First with one tick at connect and no more: memory,
+/// accept rate and CPU per connection set-up, with nothing else running. Then with 1 s ticks: CPU per
+/// tick and tick lateness over `tick_seconds`.
 fn hold_run(exe: &Path, n: usize, tick_seconds: f64) -> Result<HoldFigures, String> {
+    let (rss_idle, rss, accept_per_s, cpu_per_connection) = {
+        let server = ServerProcess::start(exe, &["--interval-ms", "3600000"])?;
+        settle();
+        let (rss_idle, cpu_start) = (server.rss_kib(), server.cpu());
+        let (ready, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let mut plan = plan(Mode::Hold, &server, n);
+        plan.ready = Some(Arc::clone(&ready));
+        plan.stop = Some(Arc::clone(&stop));
+        let started = Instant::now();
+        let load = std::thread::spawn(move || driver::run(plan));
+        wait_for(&ready, Duration::from_secs(120))?;
+        let (ready_after, cpu) = (started.elapsed(), server.cpu() - cpu_start);
+        settle();
+        let rss = server.rss_kib();
+        stop.store(true, Ordering::Relaxed);
+        let report = load.join().map_err(|_| "the load thread panicked")?.map_err(|e| e.to_string())?;
+        if report.failure_count() > 0 {
+            eprintln!(
+                "bench: {} failures opening {n} streams: {:?}",
+                report.failure_count(),
+                report.failures
+            );
+        }
+        (rss_idle, rss, n as f64 / ready_after.as_secs_f64(), cpu.as_secs_f64() * 1e6 / n as f64)
+    };
     let server = ServerProcess::start(exe, &["--interval-ms", "1000"])?;
-    settle();
-    let rss_idle = server.rss_kib();
-    let cpu_start = server.cpu();
     let (ready, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     let mut plan = plan(Mode::Hold, &server, n);
     plan.tick_interval_ms = 1000;
     plan.ready = Some(Arc::clone(&ready));
     plan.stop = Some(Arc::clone(&stop));
-    let started = Instant::now();
     let load = std::thread::spawn(move || driver::run(plan));
     wait_for(&ready, Duration::from_secs(120))?;
-    let ready_after = started.elapsed();
-    let cpu_setup = server.cpu() - cpu_start;
     settle();
-    let rss = server.rss_kib();
-    let (sent_before, skipped_before, cpu_before) = (
-        server.metric("mio_sse_events_sent_total")?,
-        server.metric("mio_sse_ticks_skipped_total")?,
-        server.cpu(),
-    );
+    let sent_before = server.metric("mio_sse_events_sent_total")?;
+    let (skipped_before, cpu_before) = (server.metric("mio_sse_ticks_skipped_total")?, server.cpu());
     std::thread::sleep(Duration::from_secs_f64(tick_seconds)); // the measured window
     let cpu_ticks = server.cpu() - cpu_before;
     let ticks = server.metric("mio_sse_events_sent_total")? - sent_before;
@@ -156,8 +173,8 @@ fn hold_run(exe: &Path, n: usize, tick_seconds: f64) -> Result<HoldFigures, Stri
         rss_idle_kib: rss_idle,
         rss_kib: rss,
         bytes_per_stream: (rss.saturating_sub(rss_idle) * 1024) as f64 / n as f64,
-        accept_per_s: n as f64 / ready_after.as_secs_f64(),
-        server_cpu_us_per_connection: cpu_setup.as_secs_f64() * 1e6 / n as f64,
+        accept_per_s,
+        server_cpu_us_per_connection: cpu_per_connection,
         server_cpu_us_per_tick: cpu_ticks.as_secs_f64() * 1e6 / ticks.max(1) as f64,
         ticks_sent: ticks,
         ticks_skipped: skipped,
@@ -263,12 +280,12 @@ impl ServerProcess {
             .unwrap_or(0)
     }
 
-    /// User + system CPU time so far.
+    /// CPU time so far (user + system), in nanoseconds from /proc/PID/schedstat: /proc/PID/stat
+    /// counts in 10 ms ticks, too coarse for a thousand connections. The server has one thread.
     fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        let after = stat.rfind(')').map_or("", |at| &stat[at + 2..]);
-        let ticks: u64 = after.split(' ').skip(11).take(2).filter_map(|f| f.parse::<u64>().ok()).sum();
-        Duration::from_millis(ticks * 10) // USER_HZ = 100
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/schedstat", self.child.id())).unwrap_or_default();
+        Duration::from_nanos(stat.split_whitespace().next().and_then(|ns| ns.parse().ok()).unwrap_or(0))
     }
 
     /// One value from /metrics.

@@ -92,6 +92,8 @@ struct Sub {
     stopped: bool,
     slow: bool,
     source: Option<IpAddr>,
+    /// Its first attempt has ended in a head or a failure (counted once in `Driver::settled`).
+    settled: bool,
 }
 
 /// Runs a plan to its end and returns what it measured.
@@ -112,7 +114,12 @@ struct Driver {
     last_delivery: Option<Instant>,
     scratch: Vec<u8>,
     ready_said: bool,
+    /// When every stream had settled.
+    ready_at: Option<Instant>,
     stormed: bool,
+    /// Streams whose first attempt got a head or failed: the run is ready when all have.
+    settled: usize,
+    next_timeout_check: Instant,
 }
 
 impl Driver {
@@ -131,7 +138,10 @@ impl Driver {
             last_delivery: None,
             scratch: vec![0; 64 * 1024],
             ready_said: false,
+            ready_at: None,
             stormed: false,
+            settled: 0,
+            next_timeout_check: Instant::now(),
             plan,
         })
     }
@@ -159,7 +169,11 @@ impl Driver {
             self.open_due(now);
             self.reconnect_due(now);
             self.publish_due(now);
-            self.check_timeouts(now);
+            if now >= self.next_timeout_check {
+                // Walks every stream: once a second, not every turn.
+                self.check_timeouts(now);
+                self.next_timeout_check = now + Duration::from_secs(1);
+            }
             if self.plan.mode == Mode::Storm && !self.stormed && now >= self.started + self.plan.storm_after {
                 self.storm(now);
             }
@@ -240,6 +254,7 @@ impl Driver {
                 stopped: false,
                 slow,
                 source,
+                settled: false,
             });
             self.attempt(slot);
             self.opened += 1;
@@ -267,6 +282,7 @@ impl Driver {
                 if self.plan.reconnect {
                     self.reconnects.schedule(Instant::now() + Duration::from_millis(sub.retry_ms), slot);
                 }
+                self.settle(slot);
             }
         }
     }
@@ -294,7 +310,7 @@ impl Driver {
             Seen::Head { status: 200, event_stream: true } => {
                 self.report.connected += 1;
                 self.report.connect_us.record(since_attempt.as_micros() as u64);
-                self.maybe_ready();
+                self.settle(slot);
             }
             Seen::Head { status, event_stream } => {
                 let cause = if status == 200 && !event_stream {
@@ -305,7 +321,7 @@ impl Driver {
                 self.report.fail(cause);
                 sub.stopped = true; // a browser gives up on any status but 200 (204 is the polite stop)
                 self.close(slot);
-                self.maybe_ready();
+                self.settle(slot);
             }
             Seen::Event { data, id } => {
                 self.report.events += 1;
@@ -335,7 +351,11 @@ impl Driver {
                     let steps = (tick_ms.wrapping_sub(origin) % 86_400_000 + interval / 2) / interval;
                     let ideal = (origin + steps * interval) % 86_400_000;
                     let received = (unix_ns() / 1_000_000) % 86_400_000;
-                    self.report.tick_lateness_ms.record((received + 86_400_000 - ideal) % 86_400_000);
+                    // Steady state only: from a second after every stream settled, so that the connect
+                    // storm of the ramp (SYN retransmits, the accept queue) is not counted as lateness.
+                    if self.ready_at.is_some_and(|at| now >= at + Duration::from_secs(1)) {
+                        self.report.tick_lateness_ms.record(lateness_ms(received, ideal));
+                    }
                 }
                 if self.plan.mode == Mode::Churn {
                     self.report.cycles += 1;
@@ -360,7 +380,7 @@ impl Driver {
                 {
                     self.reconnects.schedule(now + retry, slot);
                 }
-                self.maybe_ready();
+                self.settle(slot);
             }
         }
     }
@@ -397,6 +417,7 @@ impl Driver {
             })
             .collect();
         for slot in stuck {
+            self.settle(slot);
             self.report.fail("no response head within 10 s");
             self.close(slot);
             if let Some(sub) = self.subs.get_mut(slot) {
@@ -412,18 +433,26 @@ impl Driver {
         self.subs.iter().filter(|(_, s)| s.client.as_ref().is_some_and(Client::is_streaming)).count()
     }
 
-    /// Every stream is connected or has failed: the publishing may start.
+    /// Every stream is connected or has failed: the publishing may start. O(1): counted as streams settle.
     fn all_settled(&self) -> bool {
-        self.opened >= self.wanted_open()
-            && self
-                .subs
-                .iter()
-                .all(|(_, s)| s.stopped || s.client.as_ref().is_some_and(|c| c.is_streaming() || c.is_done()))
+        self.opened >= self.wanted_open() && self.settled >= self.opened
+    }
+
+    /// Counts `slot` as settled (once) and says READY when every stream is.
+    fn settle(&mut self, slot: usize) {
+        if let Some(sub) = self.subs.get_mut(slot)
+            && !sub.settled
+        {
+            sub.settled = true;
+            self.settled += 1;
+        }
+        self.maybe_ready();
     }
 
     fn maybe_ready(&mut self) {
         if !self.ready_said && self.all_settled() {
             self.ready_said = true;
+            self.ready_at = Some(Instant::now());
             if let Some(ready) = &self.plan.ready {
                 ready.store(true, Ordering::Relaxed);
             }
@@ -598,6 +627,15 @@ pub fn tick_time(data: &str) -> Option<u64> {
     Some(((n(0..2)? * 60 + n(3..5)?) * 60 + n(6..8)?) * 1000 + n(9..12)?)
 }
 
+/// How late `received` is after `ideal`, both ms of the day: the signed difference across midnight,
+/// where "early" (a millisecond of rounding between two clocks' readings) counts as on time.
+pub fn lateness_ms(received: u64, ideal: u64) -> u64 {
+    const DAY: i64 = 86_400_000;
+    let diff = (received as i64 - ideal as i64).rem_euclid(DAY);
+    let signed = if diff >= DAY / 2 { diff - DAY } else { diff };
+    signed.max(0) as u64
+}
+
 fn unix_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
@@ -614,5 +652,13 @@ mod tests {
         assert_eq!(tick_time("07:05:09.042"), Some(((7 * 60 + 5) * 60 + 9) * 1000 + 42));
         assert_eq!(tick_time("07:05:09.042 xxxx"), Some(25_509_042));
         assert_eq!(tick_time("not a tick"), None);
+    }
+
+    #[test]
+    fn lateness_across_midnight_and_early_by_rounding() {
+        assert_eq!(lateness_ms(1_005, 1_000), 5);
+        assert_eq!(lateness_ms(999, 1_000), 0, "early by rounding is on time");
+        assert_eq!(lateness_ms(3, 86_399_998), 5, "across midnight");
+        assert_eq!(lateness_ms(86_399_998, 3), 0);
     }
 }

@@ -122,7 +122,8 @@ pub struct Report {
     pub first_event_us: Histo,
     /// Intended publish time to receipt, µs (coordinated omission included: measured from the schedule).
     pub latency_us: Histo,
-    /// Tick receipt minus its ideal time on the stream's grid, ms.
+    /// Tick receipt minus its ideal time on the stream's grid, ms, in steady state (from a second after
+    /// every stream connected).
     pub tick_lateness_ms: Histo,
 }
 
