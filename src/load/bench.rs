@@ -411,15 +411,26 @@ pub fn memory_svg(hold: &[HoldFigures]) -> String {
     ));
     for f in hold {
         let (px, py) = (x(f.streams as f64), y(f.rss_kib as f64));
+        let (anchor, dx) = if px < w / 2.0 { ("start", 8.0) } else { ("end", -8.0) };
         svg.push_str(&format!(
-            r##"<circle cx="{px:.1}" cy="{py:.1}" r="4" fill="#2563eb"/><text x="{:.1}" y="{:.1}" font-size="12" text-anchor="end">{} streams: {} KiB ({:.0} B/stream)</text>"##,
-            px - 6.0,
+            r##"<circle cx="{px:.1}" cy="{py:.1}" r="4" fill="#2563eb"/><text x="{:.1}" y="{:.1}" font-size="12" text-anchor="{anchor}">{} streams: {} KiB ({:.0} B/stream)</text><text x="{px:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"##,
+            px + dx,
             py - 8.0,
             f.streams,
             f.rss_kib,
-            f.bytes_per_stream
+            f.bytes_per_stream,
+            h - pad + 14.0,
+            f.streams
         ));
     }
+    svg.push_str(&format!(
+        r##"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end">{:.0}</text><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end">0</text>"##,
+        pad - 4.0,
+        y(max_kib / 1.1) + 4.0,
+        max_kib / 1.1,
+        pad - 4.0,
+        h - pad + 4.0
+    ));
     svg.push_str("</svg>\n");
     svg
 }
@@ -435,12 +446,25 @@ pub fn latency_svg(f: &FanoutFigures) -> String {
     let y = |ms: f64| h - pad - ms / max_ms * (h - 2.0 * pad);
     let title = format!("publish → receive latency, {} events at 5/s to {} streams", f.events, f.streams);
     let mut svg = svg_open(w, h, &title);
-    svg.push_str(&axes(w, h, pad, "percentile (50, 90, 99, 99.9, 99.99)", "latency (ms)"));
+    svg.push_str(&axes(w, h, pad, "percentile", "latency (ms)"));
     let points: Vec<String> =
         quantiles.iter().map(|&q| format!("{:.1},{:.1}", x(q), y(f.latency.at(q) as f64 / 1000.0))).collect();
     svg.push_str(&format!(
         r##"<polyline fill="none" stroke="#dc2626" stroke-width="2" points="{}"/>"##,
         points.join(" ")
+    ));
+    for (q, label) in [(0.5, "50"), (0.9, "90"), (0.99, "99"), (0.999, "99.9"), (0.9999, "99.99")] {
+        svg.push_str(&format!(
+            r##"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle">{label}</text>"##,
+            x(q),
+            h - pad + 14.0
+        ));
+    }
+    svg.push_str(&format!(
+        r##"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end">{:.0}</text>"##,
+        pad - 4.0,
+        y(max_ms / 1.1) + 4.0,
+        max_ms / 1.1
     ));
     for (q, label) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")] {
         let ms = f.latency.at(q) as f64 / 1000.0;
