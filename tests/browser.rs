@@ -17,7 +17,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -76,35 +76,16 @@ impl Driver {
     /// line: the page's state once it shows ticks on an open stream.
     fn start(url: &str) -> (Driver, String) {
         require_browser_tools();
-        let mut child = Command::new("node")
-            .arg("tests/browser/demo_page.mjs")
+        let mut cmd = Command::new("node");
+        cmd.arg("tests/browser/demo_page.mjs")
             .arg(url)
             .current_dir(manifest_dir())
             // Plain text in failure messages: playwright colours its call logs even into a pipe.
             .env("FORCE_COLOR", "0")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start node tests/browser/demo_page.mjs");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (lines, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut stderr = child.stderr.take().expect("piped stderr");
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        let stdin = child.stdin.take();
-        let mut driver = Driver { child, stdin, stdout: rx, stderr: Some(stderr) };
+            .stdin(Stdio::piped());
+        let mut piped = support::spawn_piped(cmd, "node tests/browser/demo_page.mjs");
+        let stdin = piped.child.stdin.take();
+        let mut driver = Driver { child: piped.child, stdin, stdout: piped.lines, stderr: piped.stderr };
         let ready = driver.answer("the page showing ticks");
         (driver, ready)
     }

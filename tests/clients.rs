@@ -18,7 +18,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -217,32 +216,13 @@ impl Client {
         require_node_tools();
         // The client's own deadline only backs up ours: every wait below fails well before it.
         let deadline_ms = PATIENCE.saturating_mul(6).as_millis().to_string();
-        let mut child = Command::new("node")
-            .arg("tests/browser/eventsource_client.mjs")
+        let mut cmd = Command::new("node");
+        cmd.arg("tests/browser/eventsource_client.mjs")
             .args([url, "--types", TYPES, "--deadline-ms", &deadline_ms])
             .current_dir(manifest_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start node tests/browser/eventsource_client.mjs");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (lines, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut stderr = child.stderr.take().expect("piped stderr");
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        Client { child, stdout: rx, stderr: Some(stderr), lines: Vec::new() }
+            .stdin(Stdio::null());
+        let piped = support::spawn_piped(cmd, "node tests/browser/eventsource_client.mjs");
+        Client { child: piped.child, stdout: piped.lines, stderr: piped.stderr, lines: Vec::new() }
     }
 
     /// Reads the client's lines until `done(every line so far)` holds. Fails the test, showing what the

@@ -182,6 +182,40 @@ impl Drop for Server {
     }
 }
 
+/// A child process whose stdout lines arrive on a channel (so waits can have deadlines) and whose stderr
+/// is collected for failure messages.
+pub struct Piped {
+    pub child: Child,
+    pub lines: std::sync::mpsc::Receiver<String>,
+    pub stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+/// Spawns `cmd` with stdout and stderr piped as [`Piped`] says (stdin is the caller's choice).
+pub fn spawn_piped(mut cmd: Command, what: &str) -> Piped {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    Piped { child, lines, stderr: Some(stderr) }
+}
+
 /// Reads from `stream` until `done(bytes so far)` is true, the peer closes, or [`PATIENCE`] passes.
 /// Returns every byte read.
 pub fn read_until(stream: &mut TcpStream, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
