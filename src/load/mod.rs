@@ -3,7 +3,7 @@
 //!
 //! | module        | its one job                                                                 |
 //! |---------------|-----------------------------------------------------------------------------|
-//! | [`bench`]     | the benchmark: workloads against a fresh server, figures, SVG plots        |
+//! | [`bench`](mod@bench) | the benchmark: workloads against a fresh server, figures, SVG plots        |
 //! | [`driver`]    | the loop: ramp, subscribers, publisher, reconnects, storm, progress, end    |
 //! | [`client`]    | one subscriber: non-blocking connect, request, head, body, SSE parsing      |
 //! | [`chunked`]   | `Transfer-Encoding: chunked` decoding, in any split                         |
