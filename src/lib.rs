@@ -9,16 +9,18 @@
 //! | module           | its one job                                                                  |
 //! |------------------|------------------------------------------------------------------------------|
 //! | [`config`]       | flags, defaults, validation (`--help` comes from here)                       |
-//! | [`server`]       | the event loop: `Poll`, listener, slab, tokens, accept, timers; the loop's rules |
-//! | [`conn`]         | one connection's state machine; [`conn::outbox`] its unsent output           |
-//! | [`http`]         | HTTP/1.x: incremental request parsing, response heads, canned answers        |
-//! | [`routes`]       | the table of endpoints: request in, what to answer out                       |
-//! | [`sse`]          | SSE frame encoding (pure)                                                    |
+//! | [`server`]       | the event loop: `Poll`, listener, signals, slab, tokens, accept, timers, fan-out |
+//! | [`conn`]         | one connection's state machine; [`conn::stream`] ticks, heartbeats, catching up; [`conn::outbox`] unsent output |
+//! | [`http`]         | HTTP/1.x: incremental request parsing, query decoding, response heads        |
+//! | [`routes`]       | the table of endpoints: request in, what to answer out; CORS and publish rules |
+//! | [`hub`]          | published events: the id sequence and the replay ring every stream reads     |
+//! | [`sse`]          | SSE frame encoding (pure); [`sse::parser`] a standard-following parser       |
 //! | [`timer`]        | the timer queue (pure: time is passed in)                                    |
 //! | [`static_files`] | files loaded into memory at start; path normalization                       |
 //! | [`clock`]        | time-of-day and HTTP-date formatting                                         |
 //! | [`jitter`]       | a small random source to spread reconnects                                   |
-//! | [`metrics`]      | counters and close reasons                                                   |
+//! | [`metrics`]      | counters, gauges, close reasons, Prometheus text                             |
+//! | [`load`]         | the load generator behind `mio-sse-load`, and the benchmark                  |
 //!
 //! Read [`server`] first: its header states the rules every other module keeps.
 
