@@ -218,7 +218,10 @@ impl Server {
             self.accept_pending(now);
             self.fire_timers(now);
             for key in leftovers {
-                self.with_conn(key, |conn, shared| conn.drive(shared, now));
+                self.with_conn(key, |conn, shared| {
+                    conn.queued_again = false;
+                    conn.drive(shared, now)
+                });
             }
             // Last: whatever any step above published goes out this turn, before the next poll.
             self.fan_out();
@@ -239,7 +242,8 @@ impl Server {
         // Spread the comeback so that a restarted server sees at most ~2,000 reconnects a second.
         let spread_ms = (streams / 2).clamp(2_000, 60_000);
         log::info!(
-            "signal {signal}: shutting down; ending {streams} streams (clients come back within {spread_ms} ms),              {} connections open, {timeout:?} to flush",
+            "signal {signal}: shutting down; ending {streams} streams (clients come back within {spread_ms} ms), {} \
+             connections open, {timeout:?} to flush",
             self.conns.len()
         );
         self.shutdown_deadline = Some(now + timeout);
@@ -267,7 +271,8 @@ impl Server {
             deadline - Duration::from_millis(self.shared.config.shutdown_timeout_ms),
         );
         log::info!(
-            "stopped after {:.3} s of shutdown: {} connections accepted, {} streams served, {} events sent,              {} published, {} bytes written",
+            "stopped after {:.3} s of shutdown: {} connections accepted, {} streams served, {} events sent, {} \
+             published, {} bytes written",
             waited.as_secs_f64(),
             c.accepted,
             c.streams_opened,
@@ -330,8 +335,8 @@ impl Server {
         let armed = conn.armed_timer;
         conn.armed_timer = wanted;
         self.timers.reschedule(key, armed, wanted);
-        if next == Next::Again {
-            self.again.push(key);
+        if next == Next::Again && !std::mem::replace(&mut conn.queued_again, true) {
+            self.again.push(key); // once: a connection gets one more drive per turn, not one per event
         }
     }
 

@@ -70,6 +70,10 @@ fn a_signal_ends_every_stream_with_a_jittered_retry_and_the_server_exits_0() {
     assert_eq!(server.wait_exit(), Some(0));
     server.wait_for_log("shutting down; ending 8 streams");
     server.wait_for_log("stopped after");
+    let ended =
+        server.log_lines().iter().filter(|l| l.contains("closed after") && l.contains("(shutdown")).count();
+    assert_eq!(ended, 8, "every stream's end is logged and counted");
+    assert!(server.log_lines().iter().any(|l| l.contains("(shutdown") && l.contains("; 0 open)")));
 }
 
 #[test]

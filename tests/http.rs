@@ -106,6 +106,85 @@ fn keep_alive_and_pipelined_requests_are_answered_in_order() {
     assert!(read_to_close(&mut stream).is_empty(), "closed after the last answer");
 }
 
+/// A static directory with one large file, for responses that take many writes.
+fn big_file_dir(tag: &str, size: usize) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mio-sse-big-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("big.bin"), vec![b'b'; size]).unwrap();
+    std::fs::write(dir.join("index.html"), "small").unwrap();
+    dir
+}
+
+#[test]
+fn a_request_pipelined_behind_a_large_answer_is_not_forgotten() {
+    // The first answer goes over the backpressure mark; the second request, already complete in the
+    // server's buffer, must be answered once the first drains, not left waiting for a 408.
+    let dir = big_file_dir("pipe", 300 * 1024);
+    let server = Server::start(&["--static-dir", dir.to_str().unwrap(), "--request-timeout-ms", "20000"]);
+    let mut stream = server.connect();
+    stream.set_nodelay(true).unwrap();
+    // The first read holds all of the first head but its last byte, and is longer than the second
+    // request: a search resumed at the stale offset would miss the second request's end.
+    let first = format!("GET /big.bin HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r", "p".repeat(200));
+    stream.write_all(first.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(50)); // two reads on the server's side, on purpose
+    stream.write_all(b"\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let started = std::time::Instant::now();
+    let got = read_to_close(&mut stream);
+    assert!(got.ends_with(b"small"), "the second answer came ({} bytes)", got.len());
+    assert!(started.elapsed() < Duration::from_secs(10), "without waiting for a timeout");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_large_answer_read_slowly_is_not_cut_by_the_keepalive_or_request_timeout() {
+    let dir = big_file_dir("slow", 4 * 1024 * 1024);
+    let server = Server::start(&[
+        "--static-dir",
+        dir.to_str().unwrap(),
+        "--keepalive-timeout-ms",
+        "300",
+        "--request-timeout-ms",
+        "300",
+        "--send-buffer-bytes",
+        "16384",
+    ]);
+    for close in ["", "Connection: close\r\n"] {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(16384).unwrap();
+        socket.connect(&server.addr.into()).unwrap();
+        let mut stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(support::PATIENCE)).unwrap();
+        write!(stream, "GET /big.bin HTTP/1.1\r\nHost: x\r\n{close}\r\n").unwrap();
+        // Read 4 MiB slowly: about 1.2 s, four times either timeout.
+        let mut got = 0;
+        let mut buf = [0u8; 16384];
+        let started = std::time::Instant::now();
+        while got < 4 * 1024 * 1024 {
+            match std::io::Read::read(&mut stream, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) => panic!("{e}"),
+            }
+            std::thread::sleep(Duration::from_micros(4000)); // a slow reader, on purpose
+        }
+        assert!(got >= 4 * 1024 * 1024, "only {got} bytes arrived ({close:?}) in {:?}", started.elapsed());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn absolute_form_targets_reach_every_endpoint() {
+    let server = Server::start(&[]);
+    let raw = format!("GET http://{}/metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", server.addr);
+    let got = exchange(&server, raw.as_bytes());
+    assert_eq!(status(&got), 200, "{}", String::from_utf8_lossy(&got));
+    let mut stream = server.connect();
+    write!(stream, "GET http://{}/home/events HTTP/1.1\r\nHost: x\r\n\r\n", server.addr).unwrap();
+    let got = read_until(&mut stream, |b| count_frames(b) >= 1);
+    assert!(split_head(&got).0.contains("text/event-stream"));
+}
+
 #[test]
 fn a_request_sent_one_byte_at_a_time_is_parsed() {
     let server = Server::start(&[]);
@@ -259,6 +338,10 @@ fn over_the_cap_streams_are_told_to_retry_and_others_get_503() {
         body.lines().find_map(|l| l.strip_prefix("retry: ")).expect("a retry field").parse().unwrap();
     assert!((1_000..=10_000).contains(&retry), "{body}");
     assert!(!body.contains("data:"), "no event for a refused stream: {body}");
+    // HEAD over the cap: the head alone.
+    let head = exchange(&server, b"HEAD /home/events HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (head_text, body) = split_head(&head);
+    assert!(head_text.starts_with("HTTP/1.1 200 OK") && body.is_empty(), "{head_text} + {body:?}");
     // Anything else: 503 with Retry-After.
     let got = exchange(&server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     let text = String::from_utf8_lossy(&got);

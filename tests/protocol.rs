@@ -256,6 +256,12 @@ fn expect_100_continue_gets_the_go_ahead_before_the_body() {
     stream.write_all(b"hello").unwrap();
     let got = read_until(&mut stream, |b| find(b, b"}\n").is_some());
     assert!(got.starts_with(b"HTTP/1.1 200 OK"), "{}", String::from_utf8_lossy(&got));
+    // An HTTP/1.0 client cannot have asked for it: no 100, just the answer.
+    let old = exchange(
+        &server,
+        b"POST /home/events HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello",
+    );
+    assert!(old.starts_with(b"HTTP/1.1 200 OK"), "{}", String::from_utf8_lossy(&old));
 }
 
 #[test]

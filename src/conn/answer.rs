@@ -36,6 +36,7 @@ impl Connection {
     /// or start closing it.
     pub(super) fn answer(&mut self, request: &Request, shared: &mut Shared, now: Instant) {
         shared.counters.requests += 1;
+        self.answered = true;
         let keep_alive = if request.keep_alive && !self.over_capacity && shared.shutdown_spread_ms.is_none() {
             Persistence::KeepAlive { http10: request.minor_version == 0 }
         } else {
@@ -63,8 +64,9 @@ impl Connection {
                 self.start_draining(shared, now);
             }
             Route::Publish { event, content_length } => {
-                if request.expect_continue {
-                    // The client waits for this before sending its body (curl does for bodies > 1 KiB).
+                if request.expect_continue && request.minor_version == 1 {
+                    // The client waits for this before sending its body (curl does for bodies > 1 KiB);
+                    // an HTTP/1.0 client cannot have asked for it (RFC 9110 §10.1.1).
                     self.outbox.push_owned(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
                 }
                 let publish = PendingPublish { event, length: content_length, persistence: keep_alive, cors };
@@ -118,8 +120,10 @@ impl Connection {
                 let retry = shared.jitter.between(OVER_CAPACITY_RETRY_MS.0, OVER_CAPACITY_RETRY_MS.1);
                 let mut out = Vec::with_capacity(256);
                 response::event_stream_head(&mut out, shared.dates.get(SystemTime::now()), cors.as_ref());
-                sse::write_comment(&mut out, "the server is at its connection limit; come back later");
-                sse::write_retry(&mut out, retry);
+                if !head_only {
+                    sse::write_comment(&mut out, "the server is at its connection limit; come back later");
+                    sse::write_retry(&mut out, retry);
+                }
                 self.outbox.push_owned(out);
                 self.start_draining(shared, now);
                 shared.counters.over_capacity += 1;

@@ -195,8 +195,15 @@ pub struct Connection {
     readable: bool,
     /// Accepted past `--max-connections`: its request gets "come back later".
     over_capacity: bool,
+    /// At least one request was answered (an idle timeout then counts from the last answer's end).
+    answered: bool,
     /// A complete publish waits for the next turn's publishing budget.
     deferred: bool,
+    /// Already on the server's list of connections to drive again next turn (the server's bookkeeping).
+    pub queued_again: bool,
+    /// When bytes last went out (or the connection was accepted): heartbeats measure silence from it,
+    /// and a response still being written is timed by its progress, not by the request's deadline.
+    last_write: Instant,
     /// The deadline armed for this connection in the server's timer queue (the server's bookkeeping).
     pub armed_timer: Option<Instant>,
 }
@@ -219,7 +226,10 @@ impl Connection {
             outbox: Outbox::default(),
             readable: false,
             over_capacity,
+            answered: false,
             deferred: false,
+            queued_again: false,
+            last_write: now,
             armed_timer: None,
         }
     }
@@ -253,6 +263,17 @@ impl Connection {
             | State::Draining { deadline }
             | State::Lingering { deadline } => Some(*deadline),
             State::Streaming(stream) => stream.deadline(),
+        }
+    }
+
+    /// Moves the current state's deadline (not a stream's: its deadlines are its ticks and watch).
+    fn set_deadline(&mut self, at: Instant) {
+        match &mut self.state {
+            State::ReadingRequest { deadline, .. }
+            | State::ReadingBody { deadline, .. }
+            | State::Draining { deadline }
+            | State::Lingering { deadline } => *deadline = at,
+            State::Streaming(_) => {}
         }
     }
 
@@ -293,6 +314,25 @@ impl Connection {
     pub fn on_deadline(&mut self, shared: &mut Shared, now: Instant) -> Next {
         if self.deadline().is_none_or(|deadline| deadline > now) {
             return Next::Wait; // not due (the timer was re-armed meanwhile)
+        }
+        // A response still going out is timed by its progress: a client reading a large answer steadily
+        // keeps its connection, one that stopped reading loses it after the stall timeout.
+        if !self.outbox.is_empty() && !matches!(self.state, State::Streaming(_)) {
+            let limit = shared.config.write_stall_timeout().unwrap_or(shared.config.request_timeout());
+            if now.saturating_duration_since(self.last_write) >= limit {
+                return Next::Close(CloseReason::WriteTimeout);
+            }
+            self.set_deadline(self.last_write + limit);
+            return Next::Wait;
+        }
+        // An idle keep-alive connection is idle from when its last answer went out, not from when it
+        // was queued.
+        if let State::ReadingRequest { head_started: false, .. } = self.state
+            && self.answered
+            && self.last_write + shared.config.keepalive_timeout() > now
+        {
+            self.set_deadline(self.last_write + shared.config.keepalive_timeout());
+            return Next::Wait;
         }
         match &mut self.state {
             State::ReadingRequest { head_started: false, .. } => Next::Close(CloseReason::IdleTimeout),
@@ -341,6 +381,7 @@ impl Connection {
                 if self.outbox.pending_bytes() > OUTBOX_HIGH_WATER {
                     return Next::Wait; // resumed by the writable edge that drains the outbox
                 }
+                scanned = 0; // answered requests left `inbuf` since the last read: search it again
                 continue;
             }
             if !self.readable {
@@ -535,10 +576,8 @@ impl Connection {
             _ => self.outbox.flush_with(&mut self.socket, std::iter::empty()),
         };
         shared.counters.bytes_sent += progress.bytes as u64;
-        if progress.bytes > 0
-            && let State::Streaming(stream) = &mut self.state
-        {
-            stream.last_sent = Instant::now();
+        if progress.bytes > 0 {
+            self.last_write = Instant::now();
         }
         match result {
             Flush::Done | Flush::WouldBlock => Ok(()),

@@ -45,8 +45,6 @@ pub struct Stream {
     pub skipped: u32,
     /// Bytes the client sent after its request (read and discarded).
     pub input_bytes: u32,
-    /// When bytes last went out (what heartbeats and the stall timeout measure from).
-    pub last_sent: Instant,
     /// When to next look at the stream's silence: a heartbeat due, or a write stalled too long (`None`
     /// when both are off).
     pub watch_at: Option<Instant>,
@@ -102,7 +100,6 @@ impl Connection {
             events,
             skipped: 0,
             input_bytes: 0,
-            last_sent: now,
             watch_at: next_watch(&shared.config, true, now, now),
         });
         shared.counters.streams_opened += 1;
@@ -124,6 +121,7 @@ impl Connection {
             return Next::Close(reason);
         }
         let caught_up = self.caught_up(shared);
+        let last_write = self.last_write;
         let State::Streaming(stream) = &mut self.state else { return Next::Wait };
 
         let mut frame = None;
@@ -150,7 +148,7 @@ impl Connection {
         if let Some(check) = stream.watch_at
             && check <= now
         {
-            let quiet = now.saturating_duration_since(stream.last_sent);
+            let quiet = now.saturating_duration_since(last_write);
             if !caught_up && shared.config.write_stall_timeout().is_some_and(|limit| quiet >= limit) {
                 log::info!("{}: nothing could be written for {quiet:?}; closing the stream", self.peer);
                 return Next::Close(CloseReason::WriteTimeout);
@@ -161,7 +159,7 @@ impl Connection {
                 shared.frame.extend_from_slice(HEARTBEAT);
                 frame = Some(Frame::Heartbeat);
             }
-            let last = if frame.is_some() { now } else { stream.last_sent };
+            let last = if frame.is_some() { now } else { last_write };
             stream.watch_at = next_watch(&shared.config, caught_up, last, now);
         }
         let Some(frame) = frame else {
@@ -177,8 +175,8 @@ impl Connection {
         }
         let written = shared.frame.len() - (self.outbox.pending_bytes() - before);
         shared.counters.bytes_sent += written as u64;
+        self.last_write = now;
         let State::Streaming(stream) = &mut self.state else { return Next::Wait };
-        stream.last_sent = now;
         match frame {
             Frame::Tick => {
                 stream.events += 1;
@@ -228,7 +226,7 @@ impl Connection {
             return;
         }
         if let State::Streaming(stream) = &mut self.state
-            && let Some(at) = next_watch(&shared.config, false, stream.last_sent, now)
+            && let Some(at) = next_watch(&shared.config, false, self.last_write, now)
         {
             stream.watch_at = Some(stream.watch_at.map_or(at, |armed| armed.min(at)));
         }
@@ -246,8 +244,20 @@ impl Connection {
         let mut out = Vec::with_capacity(24);
         sse::write_retry(&mut out, retry);
         self.outbox.push_owned(out);
+        if let State::Streaming(stream) = &self.state {
+            // Leaving `Streaming` here, not at the close: count and log the stream's end now.
+            shared.counters.streams_closed += 1;
+            shared.gauges.open_streams -= 1;
+            log::info!(
+                "stream from {} closed after {:.3} s, {} events sent, {} skipped (shutdown, retry in {retry} ms; {} open)",
+                self.peer,
+                now.saturating_duration_since(stream.opened).as_secs_f64(),
+                stream.events,
+                stream.skipped,
+                shared.gauges.open_streams
+            );
+        }
         self.start_draining(shared, now);
-        log::debug!("{}: stream ended for shutdown, retry in {retry} ms", self.peer);
         true
     }
 
@@ -326,7 +336,6 @@ mod tests {
             events: 0,
             skipped: 0,
             input_bytes: 0,
-            last_sent: t0,
             watch_at: Some(t0 + ms(20)),
         };
         assert_eq!(stream.deadline(), Some(t0 + ms(20)));

@@ -47,7 +47,8 @@ pub enum Method {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Request {
     pub method: Method,
-    /// The request target as sent, e.g. `/home/events?x=1` (validated by `httparse` as visible ASCII).
+    /// The request target as sent, e.g. `/home/events?x=1` (`httparse` has checked it is UTF-8 without
+    /// spaces or control characters).
     pub target: String,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor_version: u8,
@@ -69,9 +70,18 @@ pub struct Request {
 }
 
 impl Request {
-    /// The path part of the target, without the query.
+    /// The path part of the target, without the query; for an absolute-form target
+    /// (`http://host/path`, which servers must accept: RFC 9112 §3.2.2), without the scheme and host.
     pub fn path(&self) -> &str {
-        self.target.split(['?', '#']).next().unwrap_or("")
+        let mut target = self.target.as_str();
+        for scheme in ["http://", "https://"] {
+            if target.get(..scheme.len()).is_some_and(|s| s.eq_ignore_ascii_case(scheme)) {
+                let after = &target[scheme.len()..];
+                target = after.find('/').map_or("/", |at| &after[at..]);
+                break;
+            }
+        }
+        target.split(['?', '#']).next().unwrap_or("")
     }
 
     /// Whether a body follows the head.
@@ -296,6 +306,9 @@ mod tests {
         assert_eq!(request.method, Method::Get);
         assert_eq!(request.target, "/home/events?x=1");
         assert_eq!(request.path(), "/home/events");
+        let absolute =
+            Request { target: "HTTP://127.0.0.1:8080/home/events?x=1".into(), ..Request::default() };
+        assert_eq!(absolute.path(), "/home/events");
         assert_eq!(request.minor_version, 1);
         assert!(request.keep_alive);
         assert!(!request.has_body());

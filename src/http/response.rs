@@ -81,15 +81,15 @@ pub struct Cors {
     pub credentials: bool,
 }
 
-/// Appends the CORS headers of a grant, if any. An echoed origin also gets `Vary: Origin`, so caches
-/// do not hand one origin's answer to another.
+/// Appends the CORS headers of a grant, if any, with `Vary: Origin`: the answer depends on the origin
+/// (echoed, `*`, or nothing), so caches must not hand one origin's answer to another.
 pub fn cors_headers(out: &mut Vec<u8>, cors: Option<&Cors>) {
     let Some(cors) = cors else { return };
     header(out, "Access-Control-Allow-Origin", &cors.origin);
     if cors.credentials {
         header(out, "Access-Control-Allow-Credentials", "true");
-        header(out, "Vary", "Origin");
     }
+    header(out, "Vary", "Origin");
 }
 
 /// Appends the head of an event stream: status 200, no length, closed by the server when it ends.
@@ -178,7 +178,7 @@ mod tests {
         assert!(text.contains("\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n"), "{text}");
         let mut out = Vec::new();
         cors_headers(&mut out, Some(&Cors { origin: "*".into(), credentials: false }));
-        assert_eq!(out, b"Access-Control-Allow-Origin: *\r\n");
+        assert_eq!(out, b"Access-Control-Allow-Origin: *\r\nVary: Origin\r\n");
     }
 
     #[test]

@@ -139,46 +139,54 @@ impl Client {
     }
 
     /// Does what the socket allows: finish connecting, write the request, read (bounded) and parse.
-    /// Appends what it saw to `seen`.
-    pub fn drive(&mut self, scratch: &mut [u8], seen: &mut Vec<Seen>) {
+    /// Appends what it saw to `seen`. Returns true when the read bound stopped it before `WouldBlock`:
+    /// the caller must drive it again, as no new edge will come for bytes already there.
+    pub fn drive(&mut self, scratch: &mut [u8], seen: &mut Vec<Seen>) -> bool {
         if self.phase == Phase::Connecting {
             match self.socket.take_error() {
-                Ok(Some(e)) | Err(e) => return self.end(format!("connect: {}", short(&e)), seen),
+                Ok(Some(e)) | Err(e) => return self.ended(format!("connect: {}", short(&e)), seen),
                 Ok(None) => {}
             }
             if self.socket.peer_addr().is_err() {
-                return; // still connecting: a writable event will come
+                return false; // still connecting: a writable event will come
             }
             self.phase = Phase::Head;
         }
         while self.written < self.request.len() {
             match self.socket.write(&self.request[self.written..]) {
                 Ok(n) => self.written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.end(format!("write: {}", short(&e)), seen),
+                Err(e) => return self.ended(format!("write: {}", short(&e)), seen),
             }
         }
         if self.stall && self.phase == Phase::Body {
-            return; // a slow reader reads nothing after the head
+            return false; // a slow reader reads nothing after the head
         }
         for _ in 0..16 {
             match self.socket.read(scratch) {
-                Ok(0) => return self.end("closed by server".into(), seen),
+                Ok(0) => return self.ended("closed by server".into(), seen),
                 Ok(n) => {
                     self.last_bytes = Instant::now();
                     if let Err(why) = self.take(&scratch[..n], seen) {
-                        return self.end(why, seen);
+                        return self.ended(why, seen);
                     }
                     if self.phase == Phase::Done || (self.stall && self.phase == Phase::Body) {
-                        return;
+                        return false;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.end(format!("read: {}", short(&e)), seen),
+                Err(e) => return self.ended(format!("read: {}", short(&e)), seen),
             }
         }
+        true
+    }
+
+    /// Records the end; there is nothing more to drive.
+    fn ended(&mut self, why: String, seen: &mut Vec<Seen>) -> bool {
+        self.end(why, seen);
+        false
     }
 
     fn end(&mut self, why: String, seen: &mut Vec<Seen>) {

@@ -119,6 +119,10 @@ struct Driver {
     stormed: bool,
     /// Streams whose first attempt got a head or failed: the run is ready when all have.
     settled: usize,
+    /// Streams stopped for good (a non-200 answer).
+    stopped: usize,
+    /// Subscribers a per-turn read bound stopped: driven again next turn.
+    again: Vec<usize>,
     next_timeout_check: Instant,
 }
 
@@ -141,6 +145,8 @@ impl Driver {
             ready_at: None,
             stormed: false,
             settled: 0,
+            stopped: 0,
+            again: Vec::new(),
             next_timeout_check: Instant::now(),
             plan,
         })
@@ -164,6 +170,9 @@ impl Driver {
                 } else {
                     self.drive_sub(event.token().0);
                 }
+            }
+            for slot in std::mem::take(&mut self.again) {
+                self.drive_sub(slot);
             }
             let now = Instant::now();
             self.open_due(now);
@@ -202,6 +211,9 @@ impl Driver {
     }
 
     fn poll_timeout(&self, now: Instant, next_progress: Instant) -> Duration {
+        if !self.again.is_empty() {
+            return Duration::ZERO;
+        }
         let mut until = next_progress;
         if let Some(at) = self.reconnects.next_deadline() {
             until = until.min(at);
@@ -292,7 +304,9 @@ impl Driver {
         let Some(sub) = self.subs.get_mut(slot) else { return };
         let Some(client) = sub.client.as_mut() else { return };
         let before = client.last_bytes;
-        client.drive(&mut self.scratch, &mut seen);
+        if client.drive(&mut self.scratch, &mut seen) {
+            self.again.push(slot); // not drained to WouldBlock: no new edge will come for it
+        }
         let after = client.last_bytes;
         let silence = after.saturating_duration_since(before).as_millis() as u64;
         self.report.max_silence_ms = self.report.max_silence_ms.max(silence);
@@ -320,6 +334,7 @@ impl Driver {
                 };
                 self.report.fail(cause);
                 sub.stopped = true; // a browser gives up on any status but 200 (204 is the polite stop)
+                self.stopped += 1;
                 self.close(slot);
                 self.settle(slot);
             }
@@ -329,17 +344,23 @@ impl Driver {
                     sub.got_event = true;
                     self.report.first_event_us.record(since_attempt.as_micros() as u64);
                 }
+                // An event with its own id is new only if the id is past the last one: a repeat is a
+                // duplicate (and is not counted as a delivery), a jump is a gap.
+                let mut new = true;
                 if let Some(Ok(id)) = id.map(|id| id.parse::<u64>()) {
                     match sub.last_id {
                         Some(last) if id > last + 1 => self.report.gaps += id - last - 1,
-                        Some(last) if id <= last => self.report.duplicates += 1,
+                        Some(last) if id <= last => {
+                            self.report.duplicates += 1;
+                            new = false;
+                        }
                         _ => {}
                     }
-                    if sub.last_id.is_none_or(|last| id > last) {
+                    if new {
                         sub.last_id = Some(id);
                     }
                 }
-                if let Some(sent_ns) = publish_stamp(&data) {
+                if let Some(sent_ns) = publish_stamp(&data).filter(|_| new) {
                     self.report.delivered += 1;
                     self.report.latency_us.record(unix_ns().saturating_sub(sent_ns) / 1000);
                     self.last_delivery = Some(now);
@@ -348,7 +369,7 @@ impl Driver {
                 {
                     let interval = self.plan.tick_interval_ms;
                     let origin = *sub.tick_origin.get_or_insert(tick_ms);
-                    let steps = (tick_ms.wrapping_sub(origin) % 86_400_000 + interval / 2) / interval;
+                    let steps = ((tick_ms + 86_400_000 - origin) % 86_400_000 + interval / 2) / interval;
                     let ideal = (origin + steps * interval) % 86_400_000;
                     let received = (unix_ns() / 1_000_000) % 86_400_000;
                     // Steady state only: from a second after every stream settled, so that the connect
@@ -566,7 +587,7 @@ impl Driver {
             Mode::Hold | Mode::Storm => false,
             Mode::Churn => self.report.cycles >= self.plan.cycles,
             Mode::Fanout => {
-                let subscribers = self.subs.iter().filter(|(_, s)| !s.stopped).count() as u64;
+                let subscribers = (self.subs.len() - self.stopped) as u64;
                 let expected = self.plan.publish_count * subscribers;
                 let all_in = self.plan.publish_count > 0 && self.report.delivered >= expected;
                 // Done when every delivery arrived, or 5 s after the last publish (the rest are lost). A
@@ -660,5 +681,14 @@ mod tests {
         assert_eq!(lateness_ms(999, 1_000), 0, "early by rounding is on time");
         assert_eq!(lateness_ms(3, 86_399_998), 5, "across midnight");
         assert_eq!(lateness_ms(86_399_998, 3), 0);
+    }
+
+    #[test]
+    fn the_tick_grid_survives_midnight() {
+        // Origin 23:59:59.000, 1 s interval: the tick at 00:00:01.003 is step 2, 3 ms late.
+        let (origin, tick, interval) = (86_399_000u64, 1_003u64, 1000u64);
+        let steps = ((tick + 86_400_000 - origin) % 86_400_000 + interval / 2) / interval;
+        let ideal = (origin + steps * interval) % 86_400_000;
+        assert_eq!((steps, lateness_ms(tick, ideal)), (2, 3));
     }
 }
