@@ -20,6 +20,7 @@
 //! | [`clock`]        | time-of-day and HTTP-date formatting                                         |
 //! | [`jitter`]       | a small random source to spread reconnects                                   |
 //! | [`metrics`]      | counters, gauges, close reasons, Prometheus text                             |
+//! | [`log_sink`]     | stderr behind a pipe drained by threads, so logging never blocks the loop    |
 //! | [`load`]         | the load generator behind `mio-sse-load`, and the benchmark                  |
 //!
 //! Read [`server`] first: its header states the rules every other module keeps.
@@ -33,6 +34,7 @@ pub mod http;
 pub mod hub;
 pub mod jitter;
 pub mod load;
+pub mod log_sink;
 pub mod metrics;
 pub mod routes;
 pub mod server;

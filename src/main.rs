@@ -4,6 +4,16 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let config = mio_sse::Config::from_args();
+    // Before the first log line: a stalled stderr must never block the event loop.
+    if let Err(e) = mio_sse::log_sink::install() {
+        eprintln!("mio-sse: cannot set up non-blocking logging ({e}); logging straight to stderr");
+    }
+    let code = serve(config);
+    mio_sse::log_sink::restore(std::time::Duration::from_secs(2));
+    code
+}
+
+fn serve(config: mio_sse::Config) -> ExitCode {
     if let Err(e) =
         simple_logger::SimpleLogger::new().with_utc_timestamps().with_level(config.log_level).init()
     {

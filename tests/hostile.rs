@@ -209,6 +209,46 @@ fn a_stream_that_cannot_write_is_closed_after_the_stall_timeout() {
 }
 
 #[test]
+fn a_stderr_nobody_reads_does_not_stall_the_loop() {
+    // The server's stderr is a pipe this test never reads: once its 64 KiB fill up, a logger writing
+    // straight to it would block the loop. 1,500 streams log 1,500 "opened" lines (well past 64 KiB).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mio-sse"))
+        .args(["--listen", &addr, "--interval-ms", "200", "--static-dir", "/nonexistent"])
+        .stderr(std::process::Stdio::piped()) // never read
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let connect = || loop {
+        match TcpStream::connect(&addr) {
+            Ok(stream) => break stream,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("the server did not start: {e}"),
+        }
+    };
+    let mut streams: Vec<TcpStream> = (0..1500)
+        .map(|_| {
+            let mut stream = connect();
+            stream.set_read_timeout(Some(PATIENCE)).unwrap();
+            stream.write_all(b"GET /home/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            stream
+        })
+        .collect();
+    for stream in &mut streams {
+        read_until(stream, |b| count_frames(b) >= 3);
+    }
+    // Every stream keeps ticking: ten more ticks on the first and on the last.
+    let ticks = |b: &[u8]| b.windows(2).filter(|w| w == b"\n\n").count();
+    let first = read_until(&mut streams[0], |b| ticks(b) >= 10);
+    let last = read_until(streams.last_mut().unwrap(), |b| ticks(b) >= 10);
+    assert!(ticks(&first) >= 10 && ticks(&last) >= 10);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
 fn an_idle_keep_alive_connection_is_closed_after_its_timeout() {
     let server = Server::start(&["--keepalive-timeout-ms", "200"]);
     let mut conn = server.connect();
