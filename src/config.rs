@@ -78,6 +78,21 @@ pub struct Config {
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
 
+    /// Publish through Redis and receive every publish from it (`redis://HOST:PORT[/PREFIX]`, an IP
+    /// address), so that several instances deliver the same events with the same ids. See README,
+    /// "Scaling out".
+    #[arg(long)]
+    pub redis: Option<String>,
+
+    /// Worker processes: each its own event loop with its own SO_REUSEPORT listener on --listen, under a
+    /// supervisor that restarts a worker that dies and forwards SIGTERM. More than 1 needs --redis.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub workers: u64,
+
+    /// Internal: this process is a worker; bind the listener with SO_REUSEPORT.
+    #[arg(long, hide = true)]
+    pub reuse_port: bool,
+
     /// Directory of static files, loaded into memory at start. When it cannot be read, the demo page
     /// built into the binary is served instead.
     #[arg(long, default_value = "static")]

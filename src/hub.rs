@@ -73,6 +73,8 @@ pub struct Hub {
     next_id: u64,
     /// Bytes published since start.
     published_bytes: u64,
+    /// A following hub's first id: a stream that started before any event has cursor 0, which means it.
+    origin: u64,
     /// Events and bytes published in this loop turn (see [`Hub::has_turn_budget`]).
     turn_events: usize,
     turn_bytes: usize,
@@ -100,6 +102,7 @@ impl Hub {
             turn_bytes: 0,
             max_turn_bytes: max_turn_bytes.min(max_bytes / 2).max(1),
             published_bytes: 0,
+            origin: seed,
         }
     }
 
@@ -107,7 +110,43 @@ impl Hub {
     /// Returns its id.
     pub fn publish(&mut self, event: Option<&str>, data: &str) -> u64 {
         let id = self.next_id;
-        self.next_id += 1;
+        self.push(id, event, data);
+        id
+    }
+
+    /// A hub that follows ids given by someone else (the Redis backplane): it starts empty, and any id
+    /// before the oldest it holds is one it cannot replay (ids are global and contiguous there).
+    pub fn following(max_events: usize, max_bytes: usize, max_turn_bytes: usize) -> Hub {
+        let mut hub = Hub::with_turn_limit(0, max_events, max_bytes, max_turn_bytes);
+        hub.first_id = 0;
+        hub
+    }
+
+    /// Appends an event whose id was given elsewhere (the backplane). An id already held is ignored (a
+    /// read that overlaps); an id past the next expected one is a gap: what lay between is gone, so the
+    /// ring restarts there and streams still behind it are closed by the fan-out (they come back and get
+    /// the `lost` signal).
+    pub fn append(&mut self, id: u64, event: Option<&str>, data: &str) {
+        if id < self.next_id && !(self.ring.is_empty() && self.next_id == self.first_id) {
+            return;
+        }
+        if id > self.next_id && !self.ring.is_empty() {
+            log::warn!(
+                "backplane gap: events {} to {} are gone; streams behind them start over",
+                self.next_id,
+                id - 1
+            );
+            self.ring.clear();
+            self.ring_bytes = 0;
+        }
+        self.push(id, event, data);
+    }
+
+    fn push(&mut self, id: u64, event: Option<&str>, data: &str) {
+        if self.origin == 0 {
+            self.origin = id; // the first event a following hub sees
+        }
+        self.next_id = id + 1;
         let mut bytes = Vec::with_capacity(data.len() + 32);
         sse::write_event(&mut bytes, event, Some(&id.to_string()), data);
         self.ring_bytes += bytes.len();
@@ -121,7 +160,6 @@ impl Hub {
         }
         self.turn_events += 1;
         self.turn_bytes += self.ring.back().map_or(0, |f| f.bytes.len());
-        id
     }
 
     /// Whether another event may be published in this loop turn. At most half the ring (by count and by
@@ -153,8 +191,15 @@ impl Hub {
         std::mem::take(&mut self.turn_events) > 0
     }
 
+    /// A stream's cursor as an id: 0 (a stream of a following hub that started before any event) means
+    /// the first event the hub saw. Ids are never 0: ours and Redis's are seeded from the clock.
+    pub fn normalize(&self, cursor: u64) -> u64 {
+        if cursor == 0 { self.origin } else { cursor }
+    }
+
     /// The frames from id `cursor` on, oldest first; `None` if `cursor` fell off the ring.
     pub fn frames_from(&self, cursor: u64) -> Option<impl Iterator<Item = &[u8]> + Clone> {
+        let cursor = self.normalize(cursor);
         if cursor < self.oldest_id() {
             return None;
         }
@@ -165,6 +210,7 @@ impl Hub {
     /// Bytes of published events from id `cursor` on (what a stream at `cursor` still has to send);
     /// `None` if `cursor` fell off the ring.
     pub fn lag_bytes(&self, cursor: u64) -> Option<u64> {
+        let cursor = self.normalize(cursor);
         if cursor >= self.next_id {
             return Some(0);
         }
@@ -318,6 +364,23 @@ mod tests {
             "nothing it needed was dropped"
         );
         assert_eq!(hub.resume(Some(7)), Resume { cursor: 103, lost: Some((7, 103)) });
+    }
+
+    #[test]
+    fn a_following_hub_takes_given_ids_skips_repeats_and_restarts_after_a_gap() {
+        let mut hub = Hub::following(10, 1 << 20, usize::MAX);
+        hub.append(500, None, "a");
+        hub.append(501, Some("n"), "b");
+        hub.append(501, None, "b again");
+        assert_eq!((hub.oldest_id(), hub.next_id()), (500, 502));
+        assert_eq!(
+            hub.resume(Some(100)),
+            Resume { cursor: 500, lost: Some((100, 500)) },
+            "global ids: a gap is a loss"
+        );
+        hub.append(510, None, "after a gap");
+        assert_eq!((hub.oldest_id(), hub.next_id(), hub.ring_len().0), (510, 511, 1));
+        assert!(hub.frames_from(501).is_none(), "a stream at 501 fell behind the gap");
     }
 
     #[test]

@@ -27,6 +27,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod backplane;
 pub mod clock;
 pub mod config;
 pub mod conn;
@@ -40,6 +41,7 @@ pub mod routes;
 pub mod server;
 pub mod sse;
 pub mod static_files;
+pub mod supervisor;
 pub mod timer;
 
 use std::io;

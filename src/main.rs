@@ -20,6 +20,15 @@ fn serve(config: mio_sse::Config) -> ExitCode {
         eprintln!("mio-sse: cannot start logging: {e}");
         return ExitCode::FAILURE;
     }
+    if config.workers > 1 {
+        return match mio_sse::supervisor::supervise(&config) {
+            Ok(code) => code,
+            Err(e) => {
+                log::error!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match mio_sse::run(config) {
         Ok(mio_sse::Stop::Graceful) => ExitCode::SUCCESS,
         Ok(mio_sse::Stop::Immediate) => ExitCode::from(130),

@@ -139,6 +139,8 @@ pub struct Gauges {
     pub timer_queue_size: u64,
     pub replay_events: u64,
     pub replay_bytes: u64,
+    /// With `--redis`: 1 while the backplane is connected, else 0 (absent without `--redis`).
+    pub backplane_up: Option<u64>,
 }
 
 /// The Prometheus text exposition (format 0.0.4) of every figure.
@@ -198,6 +200,13 @@ pub fn render(c: &Counters, g: &Gauges) -> String {
     }
     for (name, help, value) in gauges {
         let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
+    }
+    if let Some(up) = g.backplane_up {
+        let name = "mio_sse_backplane_up";
+        let _ = write!(
+            out,
+            "# HELP {name} 1 while the Redis backplane is connected.\n# TYPE {name} gauge\n{name} {up}\n"
+        );
     }
     out
 }

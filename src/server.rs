@@ -50,6 +50,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
+use crate::backplane;
 use crate::config::{Config, OVERFLOW_SLOTS};
 use crate::conn::{ConnKey, Connection, Next, Shared};
 use crate::metrics::{CloseReason, Counters};
@@ -129,7 +130,7 @@ impl Server {
                 StaticFiles::builtin()
             }
         };
-        let listener = TcpListener::from_std(bind_listener(config.listen)?);
+        let listener = TcpListener::from_std(bind_listener(config.listen, config.reuse_port)?);
         let local_addr = listener.local_addr()?;
         let poll = Poll::new()?;
         let signals = Signals::new([SIGINT, SIGTERM])?;
@@ -141,7 +142,7 @@ impl Server {
             local_addr,
             conns: Slab::with_capacity(1024),
             timers: TimerQueue::default(),
-            shared: Shared::new(config, files),
+            shared: Shared::new(config, files).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
             max_connections,
             admitted: 0,
             next_generation: 1,
@@ -197,6 +198,10 @@ impl Server {
                     self.listener_ready = true;
                     continue;
                 }
+                if event.token() == backplane::COMMAND_TOKEN || event.token() == backplane::READ_TOKEN {
+                    self.on_backplane_event(event.token(), now);
+                    continue;
+                }
                 if event.token() == SIGNALS {
                     let signals: Vec<i32> = self.signals.pending().collect();
                     for signal in signals {
@@ -214,6 +219,10 @@ impl Server {
                     conn.on_readiness(event);
                     conn.drive(shared, now)
                 });
+            }
+            if let Some(backplane) = self.shared.backplane.as_mut() {
+                backplane.on_deadline(self.poll.registry(), now);
+                self.shared.gauges.backplane_up = Some(u64::from(backplane.is_up()));
             }
             self.accept_pending(now);
             self.fire_timers(now);
@@ -294,6 +303,19 @@ impl Server {
         self.settle(key, next);
     }
 
+    /// Redis's side: events read are appended to the hub (and fanned out at the end of the turn), and
+    /// publishes that got their id are answered.
+    fn on_backplane_event(&mut self, token: Token, now: Instant) {
+        let Some(backplane) = self.shared.backplane.as_mut() else { return };
+        let answered = backplane.on_event(token, self.poll.registry(), &mut self.shared.hub, now);
+        self.shared.gauges.backplane_up = Some(u64::from(backplane.is_up()));
+        for published in answered {
+            self.with_conn(published.conn, |conn, shared| {
+                conn.publish_answered(shared, now, published.result)
+            });
+        }
+    }
+
     /// After events were published this turn, every stream that is waiting for nothing writes them now,
     /// all it is missing in one `writev`; streams with bytes pending get them with their next writable
     /// edge. Publishes within one turn thus cost each stream one syscall, however many there were.
@@ -315,7 +337,8 @@ impl Server {
         if accept_ready || !self.again.is_empty() {
             return Some(Duration::ZERO);
         }
-        let next = [self.timers.next_deadline(), self.accept_paused_until, self.shutdown_deadline]
+        let backplane = self.shared.backplane.as_ref().and_then(|b| b.deadline());
+        let next = [self.timers.next_deadline(), self.accept_paused_until, self.shutdown_deadline, backplane]
             .into_iter()
             .flatten()
             .min();
@@ -500,11 +523,15 @@ fn live(conns: &mut Slab<Connection>, key: ConnKey) -> Option<&mut Connection> {
 }
 
 /// A listening socket with our backlog, `SO_REUSEADDR` (restart on the same port while old connections
-/// sit in TIME_WAIT) and non-blocking mode.
-fn bind_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+/// sit in TIME_WAIT), `SO_REUSEPORT` for workers (each its own listener on one port; the kernel spreads
+/// connections over them) and non-blocking mode.
+pub fn bind_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;

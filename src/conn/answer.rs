@@ -10,7 +10,7 @@
 use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
 
-use super::{Connection, PendingPublish, Shared, State};
+use super::{Connection, Next, PendingPublish, Shared, State};
 use crate::http::request::{Method, Request, RequestError};
 use crate::http::response::{self, Answer, Persistence};
 use crate::metrics;
@@ -157,14 +157,62 @@ impl Connection {
             self.refuse(shared, now, 400, reason, None, false, Persistence::Close);
             return;
         };
+        if let Some(backplane) = shared.backplane.as_mut() {
+            // Through Redis: the id and the answer come with Redis's reply (see `publish_answered`).
+            if backplane.publish(self.key, publish.event.as_deref(), &data).is_err() {
+                log::warn!("{}: 503 for a publish: the backplane (Redis) is down", self.peer);
+                self.refuse(
+                    shared,
+                    now,
+                    503,
+                    "the backplane (Redis) is down",
+                    None,
+                    false,
+                    Persistence::Close,
+                );
+                return;
+            }
+            let deadline = now + shared.config.request_timeout();
+            self.state = State::AwaitingPublish { deadline, publish: Box::new(publish) };
+            return;
+        }
         let id = shared.hub.publish(publish.event.as_deref(), &data);
+        self.answer_published(shared, now, id, &publish);
+    }
+
+    /// Redis answered a publish this connection sent: answer the client, then go on with its requests.
+    pub fn publish_answered(
+        &mut self,
+        shared: &mut Shared,
+        now: Instant,
+        result: Result<u64, String>,
+    ) -> Next {
+        let idle = self.idle_state(shared, now);
+        let State::AwaitingPublish { publish, .. } = std::mem::replace(&mut self.state, idle) else {
+            return Next::Wait; // it timed out meanwhile and was answered 503
+        };
+        match result {
+            Ok(id) => self.answer_published(shared, now, id, &publish),
+            Err(why) => {
+                log::warn!("{}: 503 for a publish: {why}", self.peer);
+                self.refuse(
+                    shared,
+                    now,
+                    503,
+                    "the backplane (Redis) did not take the event",
+                    None,
+                    false,
+                    Persistence::Close,
+                );
+            }
+        }
+        self.drive(shared, now)
+    }
+
+    /// The answer to a publish: 200 with the event's id.
+    fn answer_published(&mut self, shared: &mut Shared, now: Instant, id: u64, publish: &PendingPublish) {
         shared.counters.publishes += 1;
-        log::debug!(
-            "{}: published event {id} ({} bytes) to {} streams",
-            self.peer,
-            data.len(),
-            shared.gauges.open_streams
-        );
+        log::debug!("{}: published event {id} ({} open streams here)", self.peer, shared.gauges.open_streams);
         let body = format!("{{\"id\":\"{id}\",\"streams\":{}}}\n", shared.gauges.open_streams);
         let a = Answer {
             status: 200,

@@ -124,6 +124,8 @@ pub struct Shared {
     pub dates: DateCache,
     pub jitter: Jitter,
     pub hub: Hub,
+    /// The Redis backplane, with `--redis`: publishes go there and come back to the hub from there.
+    pub backplane: Option<crate::backplane::Backplane>,
     pub counters: Counters,
     pub gauges: Gauges,
     /// Set while shutting down: the range (ms) over which ending streams spread their clients' returns.
@@ -134,26 +136,30 @@ impl Shared {
     /// Size of the shared read buffer.
     pub const SCRATCH_BYTES: usize = 16 * 1024;
 
-    pub fn new(config: Config, files: StaticFiles) -> Shared {
-        Shared {
+    pub fn new(config: Config, files: StaticFiles) -> Result<Shared, String> {
+        // A burst may take half of --max-pending-bytes per turn: a reader that keeps up stays under it.
+        let (events, bytes, turn) =
+            (config.replay_events as usize, config.replay_bytes, (config.max_pending_bytes / 2) as usize);
+        let (hub, backplane) = match &config.redis {
+            Some(url) => {
+                (Hub::following(events, bytes, turn), Some(crate::backplane::Backplane::new(url, events)?))
+            }
+            None => (Hub::with_turn_limit(crate::hub::clock_seed(), events, bytes, turn), None),
+        };
+        Ok(Shared {
             files,
             limits: Limits { max_head_bytes: config.max_head_bytes as usize },
             scratch: vec![0; Self::SCRATCH_BYTES].into_boxed_slice(),
             frame: Vec::with_capacity(256),
             dates: DateCache::default(),
             jitter: Jitter::from_entropy(),
-            // A burst may take half of --max-pending-bytes per turn: a reader that keeps up stays under it.
-            hub: Hub::with_turn_limit(
-                crate::hub::clock_seed(),
-                config.replay_events as usize,
-                config.replay_bytes,
-                (config.max_pending_bytes / 2) as usize,
-            ),
+            hub,
+            backplane,
             config,
             counters: Counters::default(),
             gauges: Gauges::default(),
             shutdown_spread_ms: None,
-        }
+        })
     }
 }
 
@@ -165,6 +171,8 @@ pub enum State {
     ReadingRequest { deadline: Instant, head_started: bool },
     /// Reading the body of a publish (`length` bytes), to answer as `persistence` says.
     ReadingBody { deadline: Instant, publish: Box<PendingPublish> },
+    /// A publish was sent to the backplane; its answer waits for Redis's reply (later requests wait too).
+    AwaitingPublish { deadline: Instant, publish: Box<PendingPublish> },
     /// An event stream.
     Streaming(Stream),
     /// Writing the last response, then the write side is shut.
@@ -260,6 +268,7 @@ impl Connection {
         match &self.state {
             State::ReadingRequest { deadline, .. }
             | State::ReadingBody { deadline, .. }
+            | State::AwaitingPublish { deadline, .. }
             | State::Draining { deadline }
             | State::Lingering { deadline } => Some(*deadline),
             State::Streaming(stream) => stream.deadline(),
@@ -271,6 +280,7 @@ impl Connection {
         match &mut self.state {
             State::ReadingRequest { deadline, .. }
             | State::ReadingBody { deadline, .. }
+            | State::AwaitingPublish { deadline, .. }
             | State::Draining { deadline }
             | State::Lingering { deadline } => *deadline = at,
             State::Streaming(_) => {}
@@ -307,7 +317,10 @@ impl Connection {
 
     /// Reading a request head or a body.
     fn is_reading(&self) -> bool {
-        matches!(self.state, State::ReadingRequest { .. } | State::ReadingBody { .. })
+        matches!(
+            self.state,
+            State::ReadingRequest { .. } | State::ReadingBody { .. } | State::AwaitingPublish { .. }
+        )
     }
 
     /// Acts on this connection's deadline, which the server found due at `now`.
@@ -354,6 +367,22 @@ impl Connection {
                     Err(reason) => Next::Close(reason),
                 }
             }
+            State::AwaitingPublish { .. } => {
+                log::warn!("{}: 503 for a publish: Redis did not answer in time", self.peer);
+                self.refuse(
+                    shared,
+                    now,
+                    503,
+                    "the backplane did not answer in time",
+                    None,
+                    false,
+                    Persistence::Close,
+                );
+                match self.finish_writes(shared, now) {
+                    Ok(()) => Next::Wait,
+                    Err(reason) => Next::Close(reason),
+                }
+            }
             State::Streaming(_) => self.on_stream_deadline(shared, now),
             State::Draining { .. } => Next::Close(CloseReason::WriteTimeout),
             State::Lingering { .. } => Next::Close(CloseReason::Finished),
@@ -384,8 +413,8 @@ impl Connection {
                 scanned = 0; // answered requests left `inbuf` since the last read: search it again
                 continue;
             }
-            if !self.readable {
-                return Next::Wait;
+            if !self.readable || matches!(self.state, State::AwaitingPublish { .. }) {
+                return Next::Wait; // (while a publish awaits Redis, nothing more is read: bounded)
             }
             if reads == MAX_READS_PER_TURN {
                 return Next::Again;
@@ -416,6 +445,9 @@ impl Connection {
     /// buffer holds no complete one, the state leaves the reading states, or backpressure stops it.
     fn serve_buffered(&mut self, shared: &mut Shared, now: Instant, mut scanned: usize) {
         while self.is_reading() && self.outbox.pending_bytes() <= OUTBOX_HIGH_WATER {
+            if let State::AwaitingPublish { .. } = self.state {
+                return; // the next request waits for this publish's answer, in order
+            }
             if let State::ReadingBody { publish, .. } = &self.state {
                 let length = publish.length;
                 if self.inbuf.len() < length {
@@ -561,6 +593,9 @@ impl Connection {
     /// Writes pending output until done or `WouldBlock`: the outbox, then, for a stream, the published
     /// events from its cursor on, all in as few `writev`s as the kernel allows.
     fn flush(&mut self, shared: &mut Shared) -> Result<(), CloseReason> {
+        if let State::Streaming(stream) = &mut self.state {
+            stream.cursor = shared.hub.normalize(stream.cursor);
+        }
         let (result, progress) = match &mut self.state {
             State::Streaming(stream) if stream.cursor < shared.hub.next_id() => {
                 let Some(backlog) = shared.hub.frames_from(stream.cursor) else {
