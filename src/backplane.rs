@@ -184,10 +184,10 @@ impl Backplane {
         self.reconnect_at
     }
 
-    /// Sends a publish; `Err` (nothing sent) while Redis is down.
-    pub fn publish(&mut self, conn: ConnKey, event: Option<&str>, data: &str) -> Result<(), ()> {
+    /// Sends a publish; returns false (nothing sent) while Redis is down.
+    pub fn publish(&mut self, conn: ConnKey, event: Option<&str>, data: &str) -> bool {
         if !self.up {
-            return Err(());
+            return false;
         }
         let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros()).to_string();
         let (counter, log) = (self.counter_key.clone(), self.log_key.clone());
@@ -207,7 +207,7 @@ impl Backplane {
         // Written at once: the link's writable edge came long ago and will not come again for this. A
         // failure here shows on the link's next event.
         let _ = self.command.pump();
-        Ok(())
+        true
     }
 
     /// Reconnects if it is time.

@@ -159,7 +159,7 @@ impl Connection {
         };
         if let Some(backplane) = shared.backplane.as_mut() {
             // Through Redis: the id and the answer come with Redis's reply (see `publish_answered`).
-            if backplane.publish(self.key, publish.event.as_deref(), &data).is_err() {
+            if !backplane.publish(self.key, publish.event.as_deref(), &data) {
                 log::warn!("{}: 503 for a publish: the backplane (Redis) is down", self.peer);
                 self.refuse(
                     shared,
