@@ -13,6 +13,13 @@ if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
 fi
+if ! command -v redis-server >/dev/null; then
+  echo "test.sh: installing Debian's redis-server for the backplane tests"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
+  # The tests start their own redis-server on a free port; the packaged service is not needed.
+  (as_root systemctl disable --now redis-server || as_root service redis-server stop) >/dev/null 2>&1 || true
+fi
 if ! command -v curl >/dev/null; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq curl >/dev/null
 fi

@@ -7,12 +7,14 @@
 //! first time, so ids keep increasing across a Redis restart without persistence, as they do across
 //! ours), then `XADD` the event to a capped stream (`MAXLEN ~ --replay-events`) under the entry id
 //! `<id>-0`. Every instance reads the stream with `XREAD BLOCK` on a second connection and appends what
-//! it reads to its hub, its own publishes included: there is one order, Redis's. At start, and after every
-//! reconnection, an instance reads on from the last entry it has, so nothing published meanwhile is missed
-//! while Redis keeps it; what Redis trimmed meanwhile is a gap, and streams behind it are closed to come
-//! back with `Last-Event-ID` and get the `lost` signal, as with the local replay buffer. At start, the
-//! last `--replay-events` entries are read back, so replay works on any instance, including after the
-//! instance that published is gone.
+//! it reads to its hub, its own publishes included: there is one order, Redis's. At start, the last
+//! `--replay-events` entries are read back, so replay works on any instance, including after the instance
+//! that published is gone. After a reconnection an instance reads on from the last entry it had, so
+//! nothing published meanwhile is missed while Redis keeps it; what Redis trimmed meanwhile is a gap, and
+//! streams behind it are closed to come back with `Last-Event-ID` and get the `lost` signal, as with the
+//! local replay buffer. Every entry also carries an *epoch* (the counter's seed): when Redis comes back
+//! without its data (no persistence), new entries carry a new epoch and ids that start over from the
+//! clock; the instance then starts its ring over and its caught-up streams carry on without a break.
 //!
 //! # Failure semantics
 //!
@@ -48,12 +50,25 @@ pub const READ_TOKEN: Token = Token(usize::MAX - 3);
 /// How long one `XREAD` may block on Redis's side before it answers empty and is sent again.
 const BLOCK_MS: &str = "1000";
 
-/// The publish script: the counter, seeded from the clock once, then the capped stream entry. (Lua numbers
-/// are doubles: `%.0f` writes the id in full, where `..` would write `1.79e+15`; ids stay below 2^53.)
-const PUBLISH_SCRIPT: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[4]) end \
+/// The publish script: the counter, seeded from the clock once (with an epoch key, the seed, that names
+/// this life of Redis's data), then the capped stream entry, which carries the epoch. (Lua numbers are
+/// doubles: `%.0f` writes the id in full, where `..` would write `1.79e+15`; ids stay below 2^53.)
+const PUBLISH_SCRIPT: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then \
+      redis.call('SET', KEYS[1], ARGV[4]) redis.call('SET', KEYS[3], ARGV[4]) end \
     local id = redis.call('INCR', KEYS[1]) \
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], string.format('%.0f', id) .. '-0', 'e', ARGV[1], 'd', ARGV[2]) \
+    local epoch = redis.call('GET', KEYS[3]) or '' \
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], string.format('%.0f', id) .. '-0', \
+      'e', ARGV[1], 'd', ARGV[2], 'x', epoch) \
     return id";
+
+/// What the reading link's next reply answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// `XREVRANGE`: the newest entries, for replay (first connection).
+    Backlog,
+    /// `XREAD`: entries after the last one.
+    Live,
+}
 
 /// The outcome of a publish sent to Redis, for the connection waiting on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +148,10 @@ pub struct Backplane {
     addr: SocketAddr,
     counter_key: String,
     log_key: String,
+    epoch_key: String,
+    /// The epoch of the last entry read: when entries come with another, Redis lost its data and the
+    /// ids started over.
+    epoch: Option<String>,
     max_len: String,
     command: Link,
     read: Link,
@@ -140,8 +159,8 @@ pub struct Backplane {
     waiting: VecDeque<ConnKey>,
     /// The stream entry id read last (`0-0` before anything).
     last_entry: String,
-    /// Whether the reading link has read the backlog (XREVRANGE) since it connected.
-    backfilled: bool,
+    /// What the reading link's next reply answers.
+    reading: Reading,
     up: bool,
     reconnect_at: Option<Instant>,
     backoff: Duration,
@@ -161,12 +180,14 @@ impl Backplane {
             addr,
             counter_key: format!("{prefix}:seq"),
             log_key: format!("{prefix}:log"),
+            epoch_key: format!("{prefix}:epoch"),
+            epoch: None,
             max_len: max_len.max(1).to_string(),
             command: Link::default(),
             read: Link::default(),
             waiting: VecDeque::new(),
             last_entry: "0-0".into(),
-            backfilled: false,
+            reading: Reading::Backlog,
             up: false,
             reconnect_at: Some(Instant::now()),
             backoff: Duration::from_millis(100),
@@ -190,14 +211,15 @@ impl Backplane {
             return false;
         }
         let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros()).to_string();
-        let (counter, log) = (self.counter_key.clone(), self.log_key.clone());
+        let (counter, log, epoch) = (self.counter_key.clone(), self.log_key.clone(), self.epoch_key.clone());
         let max_len = self.max_len.clone();
         self.command.send(&[
             b"EVAL",
             PUBLISH_SCRIPT.as_bytes(),
-            b"2",
+            b"3",
             counter.as_bytes(),
             log.as_bytes(),
+            epoch.as_bytes(),
             event.unwrap_or("").as_bytes(),
             data.as_bytes(),
             max_len.as_bytes(),
@@ -229,10 +251,17 @@ impl Backplane {
             self.schedule_reconnect(now);
             return;
         }
-        // The reading link starts with the backlog, then reads on from its newest entry.
-        self.backfilled = false;
+        // The reading link reads the backlog once (for replay), then reads on from its newest entry;
+        // after a reconnection it reads on at once from the last entry it had.
         let (log_key, count) = (self.log_key.clone(), self.max_len.clone());
-        self.read.send(&[b"XREVRANGE", log_key.as_bytes(), b"+", b"-", b"COUNT", count.as_bytes()]);
+        if self.last_entry == "0-0" {
+            self.reading = Reading::Backlog;
+            self.read.send(&[b"XREVRANGE", log_key.as_bytes(), b"+", b"-", b"COUNT", count.as_bytes()]);
+        } else {
+            self.reading = Reading::Live;
+            let last = self.last_entry.clone();
+            self.read.send(&[b"XREAD", b"COUNT", b"1000", b"STREAMS", log_key.as_bytes(), last.as_bytes()]);
+        }
         self.command.send(&[b"PING"]);
         self.waiting.clear();
     }
@@ -274,12 +303,19 @@ impl Backplane {
         } else {
             self.read.pump()?;
             while let Some(reply) = self.read.next_reply()? {
-                let mut entries = entries_of(&reply, self.backfilled)?;
-                if !self.backfilled {
+                let mut entries = entries_of(&reply, self.reading == Reading::Live)?;
+                if self.reading == Reading::Backlog {
                     entries.reverse(); // XREVRANGE gives newest first
-                    self.backfilled = true;
+                    self.reading = Reading::Live;
                 }
-                for (entry_id, event, data) in entries {
+                for Entry { id: entry_id, event, data, epoch } in entries {
+                    if self.epoch.is_some() && epoch.is_some() && epoch != self.epoch {
+                        log::warn!("backplane: Redis's data started over (a new epoch): ids start over");
+                        hub.rebase();
+                    }
+                    if epoch.is_some() {
+                        self.epoch = epoch;
+                    }
                     if let Some(id) = entry_id.split('-').next().and_then(|n| n.parse::<u64>().ok()) {
                         hub.append(id, event.as_deref(), &data);
                     }
@@ -335,9 +371,17 @@ impl Backplane {
     }
 }
 
-/// `(entry id, event name, data)` of every entry in a reply: XREVRANGE's is a list of entries; XREAD's
-/// (`nested`) is `[[key, [entries]]]`, or nil when its block ran out empty.
-fn entries_of(reply: &OwnedFrame, nested: bool) -> io::Result<Vec<(String, Option<String>, String)>> {
+/// One stream entry: its id (`<id>-0`), event name, data, and the epoch it was written in.
+struct Entry {
+    id: String,
+    event: Option<String>,
+    data: String,
+    epoch: Option<String>,
+}
+
+/// Every entry in a reply: XREVRANGE's is a list of entries; XREAD's (`nested`) is `[[key, [entries]]]`,
+/// or nil when its block ran out empty.
+fn entries_of(reply: &OwnedFrame, nested: bool) -> io::Result<Vec<Entry>> {
     let bad = || io::Error::new(io::ErrorKind::InvalidData, "unexpected stream reply");
     let list = match reply {
         OwnedFrame::Null => return Ok(Vec::new()),
@@ -364,15 +408,16 @@ fn entries_of(reply: &OwnedFrame, nested: bool) -> io::Result<Vec<(String, Optio
         let (Some(id), Some(OwnedFrame::Array(fields))) = (parts.first().and_then(text), parts.get(1)) else {
             return Err(bad());
         };
-        let (mut event, mut data) = (None, String::new());
+        let (mut event, mut data, mut epoch) = (None, String::new(), None);
         for pair in fields.chunks(2) {
             match (pair.first().and_then(text).as_deref(), pair.get(1).and_then(text)) {
                 (Some("e"), Some(e)) if !e.is_empty() => event = Some(e),
                 (Some("d"), Some(d)) => data = d,
+                (Some("x"), Some(x)) if !x.is_empty() => epoch = Some(x),
                 _ => {}
             }
         }
-        out.push((id, event, data));
+        out.push(Entry { id, event, data, epoch });
     }
     Ok(out)
 }

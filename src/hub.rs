@@ -73,8 +73,13 @@ pub struct Hub {
     next_id: u64,
     /// Bytes published since start.
     published_bytes: u64,
-    /// A following hub's first id: a stream that started before any event has cursor 0, which means it.
-    origin: u64,
+    /// A cursor that stands for another id: a stream that started before a following hub saw any event
+    /// has cursor 0, and a stream caught up when the backplane's ids started over (Redis restarted
+    /// empty) has the old next id; both mean the first id that came after.
+    alias_from: u64,
+    alias_to: u64,
+    /// The next appended id starts a new epoch (see [`Hub::rebase`]).
+    rebasing: bool,
     /// Events and bytes published in this loop turn (see [`Hub::has_turn_budget`]).
     turn_events: usize,
     turn_bytes: usize,
@@ -102,7 +107,9 @@ impl Hub {
             turn_bytes: 0,
             max_turn_bytes: max_turn_bytes.min(max_bytes / 2).max(1),
             published_bytes: 0,
-            origin: seed,
+            alias_from: 0,
+            alias_to: seed,
+            rebasing: false,
         }
     }
 
@@ -127,6 +134,14 @@ impl Hub {
     /// ring restarts there and streams still behind it are closed by the fan-out (they come back and get
     /// the `lost` signal).
     pub fn append(&mut self, id: u64, event: Option<&str>, data: &str) {
+        if std::mem::take(&mut self.rebasing) {
+            log::info!("backplane ids start over at {id}; caught-up streams carry on");
+            self.ring.clear();
+            self.ring_bytes = 0;
+            (self.alias_from, self.alias_to) = (self.next_id, id);
+            self.push(id, event, data);
+            return;
+        }
         if id < self.next_id && !(self.ring.is_empty() && self.next_id == self.first_id) {
             return;
         }
@@ -143,8 +158,8 @@ impl Hub {
     }
 
     fn push(&mut self, id: u64, event: Option<&str>, data: &str) {
-        if self.origin == 0 {
-            self.origin = id; // the first event a following hub sees
+        if self.alias_to == 0 {
+            self.alias_to = id; // the first event a following hub sees
         }
         self.next_id = id + 1;
         let mut bytes = Vec::with_capacity(data.len() + 32);
@@ -194,7 +209,14 @@ impl Hub {
     /// A stream's cursor as an id: 0 (a stream of a following hub that started before any event) means
     /// the first event the hub saw. Ids are never 0: ours and Redis's are seeded from the clock.
     pub fn normalize(&self, cursor: u64) -> u64 {
-        if cursor == 0 { self.origin } else { cursor }
+        if cursor == self.alias_from { self.alias_to } else { cursor }
+    }
+
+    /// The backplane's ids start over (Redis came back without its data, its counter reseeded from the
+    /// clock): the next appended id begins a new epoch. The ring restarts there, streams that were caught
+    /// up carry on from it without a break, and streams still behind are closed by the fan-out.
+    pub fn rebase(&mut self) {
+        self.rebasing = true;
     }
 
     /// The frames from id `cursor` on, oldest first; `None` if `cursor` fell off the ring.
@@ -381,6 +403,11 @@ mod tests {
         hub.append(510, None, "after a gap");
         assert_eq!((hub.oldest_id(), hub.next_id(), hub.ring_len().0), (510, 511, 1));
         assert!(hub.frames_from(501).is_none(), "a stream at 501 fell behind the gap");
+        // Redis came back empty: ids start over lower; a caught-up stream (cursor 511) carries on.
+        hub.rebase();
+        hub.append(300, None, "new epoch");
+        assert_eq!(hub.normalize(511), 300);
+        assert_eq!(hub.frames_from(511).unwrap().count(), 1);
     }
 
     #[test]
