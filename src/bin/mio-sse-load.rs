@@ -252,10 +252,15 @@ fn run_procs(mode: Mode, c: &Common) -> Result<Report, String> {
     }
     let mut readers: Vec<_> =
         children.iter_mut().map(|ch| std::io::BufReader::new(ch.stdout.take().unwrap())).collect();
-    // Barrier: every worker connected (or failed) all its streams, then GO to all at once.
-    for reader in &mut readers {
+    // Barrier: every worker connected (or failed) all its streams, then GO to all at once. A worker whose
+    // run ended before it was ready has already printed its report: keep it.
+    let mut reports: Vec<String> = vec![String::new(); readers.len()];
+    for (reader, report) in readers.iter_mut().zip(&mut reports) {
         let mut line = String::new();
         while reader.read_line(&mut line).map_err(|e| e.to_string())? > 0 && line.trim() != "READY" {
+            if line.starts_with('{') {
+                *report = line.trim().to_owned();
+            }
             line.clear();
         }
     }
@@ -268,10 +273,12 @@ fn run_procs(mode: Mode, c: &Common) -> Result<Report, String> {
         }
     }
     let mut merged = Report::default();
-    for (reader, mut child) in readers.into_iter().zip(children) {
-        let mut last = String::new();
+    for ((reader, mut child), mut last) in readers.into_iter().zip(children).zip(reports) {
         for line in reader.lines() {
-            last = line.map_err(|e| e.to_string())?;
+            let line = line.map_err(|e| e.to_string())?;
+            if line.starts_with('{') {
+                last = line;
+            }
         }
         let _ = child.wait();
         let report: Report =
