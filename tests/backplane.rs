@@ -165,3 +165,19 @@ fn more_than_one_worker_needs_redis() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs --redis"));
 }
+
+#[test]
+fn a_signal_to_the_supervisor_drains_every_worker() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let mut supervisor = Server::start(&["--redis", &url, "--workers", "2", "--interval-ms", "100"]);
+    supervisor.wait_for_log("worker 1 started");
+    let mut stream = supervisor.open_stream();
+    read_until(&mut stream, |b| count_frames(b) >= 3);
+    supervisor.signal("TERM");
+    // The stream's worker ends it with a retry: and closes; every worker stops; the supervisor exits 0.
+    let rest = support::read_to_close(&mut stream);
+    assert!(String::from_utf8_lossy(&rest).contains("retry: "), "{}", String::from_utf8_lossy(&rest));
+    assert_eq!(supervisor.wait_exit(), Some(0));
+    supervisor.wait_for_log("all workers stopped");
+}
