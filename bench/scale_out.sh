@@ -27,7 +27,7 @@ $bin/mio-sse --workers 4 --redis "redis://127.0.0.1:$redis_port" --listen "127.0
 pids+=($!)
 wait_http "$port"
 $bin/mio-sse-load hold --url "http://127.0.0.1:$port/home/events" --streams "$streams" --procs 4 \
-  --source-ips 127.0.0.1-127.0.0.4 --ramp 2000 --duration-s 60 --quiet || true
+  --source-ips 127.0.0.1-127.0.0.4 --ramp 2000 --duration-s 60 --connect-timeout-s 30 --quiet || true
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 for mode in in-process redis; do
@@ -39,6 +39,7 @@ for mode in in-process redis; do
   pids+=($!)
   wait_http "$port"
   $bin/mio-sse-load fanout --url "http://127.0.0.1:$port/home/events" --streams 10000 --events 100 --rate 5 --quiet \
+    --source-ips 127.0.0.5-127.0.0.8 \
     | grep -E "delivered|publish → receive|failures" || true
   kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 done

@@ -65,6 +65,10 @@ struct Common {
     /// Behave like a browser: honour retry:, send Last-Event-ID, stop on a non-200.
     #[arg(long)]
     reconnect: bool,
+    /// Seconds a connection attempt may take to get its response head before it counts as failed (in a
+    /// connect storm, a handshake whose SYN was dropped waits for retransmits: 1, 3, 7, 15 s).
+    #[arg(long, default_value_t = 10.0)]
+    connect_timeout_s: f64,
     /// Share of streams (0..1) that stop reading after the head, with a tiny receive buffer.
     #[arg(long, default_value_t = 0.0)]
     slow_share: f64,
@@ -181,6 +185,7 @@ fn run_one(mode: Mode, c: &Common) -> Result<Report, String> {
         source_ips: parse_ips(c.source_ips.as_deref())?,
         duration: Duration::from_secs_f64(c.duration_s),
         reconnect: c.reconnect || mode == Mode::Storm,
+        connect_timeout: Duration::from_secs_f64(c.connect_timeout_s),
         slow_share: c.slow_share,
         tick_interval_ms: c.tick_interval_ms,
         publish_target: Some(Target::parse(&publish_url)?),

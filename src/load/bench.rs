@@ -226,6 +226,7 @@ fn plan(mode: Mode, server: &ServerProcess, streams: usize) -> Plan {
         source_ips: Vec::new(),
         duration: Duration::from_secs(600),
         reconnect: false,
+        connect_timeout: Duration::from_secs(10),
         slow_share: 0.0,
         tick_interval_ms: 0,
         publish_count: 0,

@@ -21,8 +21,6 @@ use crate::timer::TimerQueue;
 const PUBLISHER: Token = Token(usize::MAX);
 /// New connections opened per turn at most, whatever the ramp asks.
 const OPENS_PER_TURN: usize = 256;
-/// How long a connection attempt may take to get its head.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What kind of run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +49,8 @@ pub struct Plan {
     pub duration: Duration,
     /// Behave like a browser: reconnect after `retry:`, send `Last-Event-ID`, stop on a non-200.
     pub reconnect: bool,
+    /// How long a connection attempt may take to get its response head before it counts as failed.
+    pub connect_timeout: Duration,
     /// Share of streams that stop reading after the head (with a tiny receive buffer).
     pub slow_share: f64,
     /// The server's tick interval, to measure tick lateness (0: not measured).
@@ -433,13 +433,13 @@ impl Driver {
             .filter_map(|(slot, sub)| {
                 let client = sub.client.as_ref()?;
                 (!client.is_streaming()
-                    && now.saturating_duration_since(client.attempt_started) > CONNECT_TIMEOUT)
+                    && now.saturating_duration_since(client.attempt_started) > self.plan.connect_timeout)
                     .then_some(slot)
             })
             .collect();
         for slot in stuck {
             self.settle(slot);
-            self.report.fail("no response head within 10 s");
+            self.report.fail(format!("no response head within {:?}", self.plan.connect_timeout));
             self.close(slot);
             if let Some(sub) = self.subs.get_mut(slot) {
                 sub.stopped = !self.plan.reconnect;
