@@ -227,6 +227,7 @@ fn run_procs(mode: Mode, c: &Common) -> Result<Report, String> {
                 "--tick-interval-ms",
                 &c.tick_interval_ms.to_string(),
             ])
+            .args(["--connect-timeout-s", &c.connect_timeout_s.to_string()])
             .args(["--events", &c.events.to_string(), "--rate", &c.rate.to_string()])
             .args(["--payload-bytes", &c.payload_bytes.to_string()])
             .args([
