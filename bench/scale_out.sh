@@ -22,12 +22,12 @@ sleep 0.3
 
 echo "== $streams streams on 4 workers (Redis backplane), load generator in 4 processes"
 port=$(free_port)
-$bin/mio-sse --workers 4 --redis "redis://127.0.0.1:$redis_port" --listen "127.0.0.1:$port" \
+$bin/mio-sse --workers 4 --redis "redis://127.0.0.1:$redis_port" --listen "127.0.0.1:$port" --request-timeout-ms 30000 \
   --interval-ms 30000 --log-level warn --static-dir /nonexistent &
 pids+=($!)
 wait_http "$port"
 $bin/mio-sse-load hold --url "http://127.0.0.1:$port/home/events" --streams "$streams" --procs 4 \
-  --source-ips 127.0.0.1-127.0.0.4 --ramp 2000 --duration-s 60 --connect-timeout-s 30 --quiet || true
+  --source-ips 127.0.0.1-127.0.0.4 --ramp 2000 --duration-s 75 --connect-timeout-s 30 --quiet || true
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 for mode in in-process redis; do

@@ -117,11 +117,18 @@ impl Client {
         }
         request.push_str("\r\n");
         let now = Instant::now();
+        let std_socket: std::net::TcpStream = socket.into();
+        // On loopback the handshake is usually done already: send the request now rather than a loop
+        // turn later (an overloaded client would otherwise keep a server's first-request timer running).
+        let written = match (&std_socket).write(request.as_bytes()) {
+            Ok(n) => n,
+            Err(_) => 0, // not connected yet (or a failure the writable event will report)
+        };
         Ok(Client {
-            socket: TcpStream::from_std(socket.into()),
+            socket: TcpStream::from_std(std_socket),
             phase: Phase::Connecting,
             request: request.into_bytes(),
-            written: 0,
+            written,
             head: Vec::new(),
             dechunk: None,
             parser,
