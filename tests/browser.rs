@@ -30,9 +30,6 @@ use support::{PATIENCE, Server, exchange, split_head};
 /// [`PATIENCE`] each (launch, load, ticks, reconnect), so ours allow three of them per step.
 const DRIVER_PATIENCE: std::time::Duration = PATIENCE.saturating_mul(3);
 
-const INSTALL_HINT: &str = "run `scripts/test.sh`, which installs them (Debian's `chromium` package, \
-     then `npm ci` in tests/browser)";
-
 fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -46,20 +43,7 @@ fn require_browser_tools() {
     if !chromium.is_file() {
         missing.push(format!("Chromium at {} (set CHROMIUM to use another)", chromium.display()));
     }
-    match Command::new("node").arg("--version").output() {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => missing.push(format!("a working `node` (`node --version` said {:?})", out.status)),
-        Err(e) => missing.push(format!("`node` on PATH ({e})")),
-    }
-    let playwright = manifest_dir().join("tests/browser/node_modules/playwright-core/package.json");
-    if !playwright.is_file() {
-        missing.push(format!("playwright-core ({} is missing)", playwright.display()));
-    }
-    assert!(
-        missing.is_empty(),
-        "the browser tests cannot run; missing:\n  - {}\n{INSTALL_HINT}",
-        missing.join("\n  - ")
-    );
+    support::require_node_packages("browser tests", &["playwright-core"], missing);
 }
 
 /// A running `demo_page.mjs`, killed when dropped. Commands go to its stdin; its stdout arrives line by

@@ -26,8 +26,6 @@ use std::time::Instant;
 
 use support::{PATIENCE, Server, exchange, split_head};
 
-const INSTALL_HINT: &str = "run `scripts/test.sh`, which installs them (`npm ci` in tests/browser)";
-
 /// The event types the client listens for: unnamed events, the named event the tests publish, and the
 /// server's `lost` signal (so that one arriving unexpectedly is seen, and fails the test).
 const TYPES: &str = "message,news,lost";
@@ -39,21 +37,7 @@ fn manifest_dir() -> &'static Path {
 /// Fails the test, naming every missing prerequisite, unless Node.js and the `eventsource` package are
 /// there.
 fn require_node_tools() {
-    let mut missing = Vec::new();
-    match Command::new("node").arg("--version").output() {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => missing.push(format!("a working `node` (`node --version` said {:?})", out.status)),
-        Err(e) => missing.push(format!("`node` on PATH ({e})")),
-    }
-    let package = manifest_dir().join("tests/browser/node_modules/eventsource/package.json");
-    if !package.is_file() {
-        missing.push(format!("the npm package eventsource ({} is missing)", package.display()));
-    }
-    assert!(
-        missing.is_empty(),
-        "the client library tests cannot run; missing:\n  - {}\n{INSTALL_HINT}",
-        missing.join("\n  - ")
-    );
+    support::require_node_packages("client library tests", &["eventsource"], Vec::new());
 }
 
 // ---- The client's output: flat JSON objects ------------------------------------------------------------

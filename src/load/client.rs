@@ -120,10 +120,8 @@ impl Client {
         let std_socket: std::net::TcpStream = socket.into();
         // On loopback the handshake is usually done already: send the request now rather than a loop
         // turn later (an overloaded client would otherwise keep a server's first-request timer running).
-        let written = match (&std_socket).write(request.as_bytes()) {
-            Ok(n) => n,
-            Err(_) => 0, // not connected yet (or a failure the writable event will report)
-        };
+        // 0 when not connected yet (or on a failure, which the writable event will report).
+        let written: usize = (&std_socket).write(request.as_bytes()).unwrap_or_default();
         Ok(Client {
             socket: TcpStream::from_std(std_socket),
             phase: Phase::Connecting,

@@ -180,6 +180,30 @@ impl Drop for Server {
     }
 }
 
+/// Fails the test, naming every missing prerequisite: `node`, the npm `packages` of tests/browser, and
+/// what the caller found missing already (`missing`). `tests` names the tests in the message. A test that
+/// skips quietly is one nobody notices is not running.
+pub fn require_node_packages(tests: &str, packages: &[&str], mut missing: Vec<String>) {
+    match Command::new("node").arg("--version").output() {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => missing.push(format!("a working `node` (`node --version` said {:?})", out.status)),
+        Err(e) => missing.push(format!("`node` on PATH ({e})")),
+    }
+    for package in packages {
+        let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/browser/node_modules/{package}/package.json"));
+        if !manifest.is_file() {
+            missing.push(format!("the npm package {package} ({} is missing)", manifest.display()));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "the {tests} cannot run; missing:\n  - {}\nrun `scripts/test.sh`, which installs them (Debian's \
+         `chromium` package, then `npm ci` in tests/browser)",
+        missing.join("\n  - ")
+    );
+}
+
 /// A child process whose stdout lines arrive on a channel (so waits can have deadlines) and whose stderr
 /// is collected for failure messages.
 pub struct Piped {
