@@ -25,6 +25,8 @@
 //!   is arriving and the keep-alive timeout between requests.
 //! - `ReadingBody`: a publish's head was accepted; its body (bounded by `--max-body-bytes`) arrives in
 //!   `inbuf`, under the request timeout.
+//! - `AwaitingPublish` (with `--redis`): the publish went to Redis; the answer, with the event's id, waits
+//!   for Redis's reply, and so does anything the client pipelined behind it (nothing more is read).
 //! - `Streaming`: the connection is an event stream. It keeps read interest only to notice the peer
 //!   leaving (EOF or reset); anything a client sends after its request is read and thrown away, up to
 //!   [`STREAM_INPUT_LIMIT`] bytes, past which it is closed. The deadline is the next tick or heartbeat.
