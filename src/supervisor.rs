@@ -48,6 +48,14 @@ pub fn supervise(config: &Config) -> Result<ExitCode, String> {
     for worker in &mut workers {
         start(worker, &args)?;
     }
+    // Say "listening" only once a worker is: a client told the address may connect at once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect_timeout(&addr, TICK).is_err() {
+        if Instant::now() > deadline {
+            return Err(format!("no worker is listening on {addr} after 10 s"));
+        }
+        std::thread::sleep(Duration::from_millis(10)); // the supervisor's own pace, not an event loop
+    }
     log::info!(
         "listening on http://{addr} with {} workers (supervisor pid {})",
         workers.len(),
