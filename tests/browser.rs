@@ -151,17 +151,6 @@ fn json_number(json: &str, key: &str) -> u64 {
     json_field(json, key).parse().unwrap_or_else(|_| panic!("{key:?} is not a whole number in {json}"))
 }
 
-/// True for `HH:MM:SS.mmm`.
-fn is_time_of_day(text: &str) -> bool {
-    let b = text.as_bytes();
-    b.len() == 12
-        && b.iter().enumerate().all(|(i, c)| match i {
-            2 | 5 => *c == b':',
-            8 => *c == b'.',
-            _ => c.is_ascii_digit(),
-        })
-}
-
 /// Where a test leaves its screenshot, to look at when it fails (or when the page changes).
 fn screenshot_path(name: &str) -> String {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(name).display().to_string()
@@ -191,7 +180,7 @@ fn demo_page_shows_ticks_publishes_from_its_form_and_charts_the_metrics() {
     let (mut driver, ready) = Driver::start(&format!("http://{}/", server.addr));
     assert_eq!(json_field(&ready, "state"), "open", "page: {ready}");
     assert!(json_number(&ready, "count") >= 2, "page: {ready}");
-    assert!(is_time_of_day(json_field(&ready, "last")), "page: {ready}");
+    assert!(support::is_time_of_day(json_field(&ready, "last")), "page: {ready}");
     assert_eq!(json_field(&ready, "last_id"), "none yet", "page: {ready}");
 
     // The form publishes; the event comes back through the stream with the id the form showed.
@@ -252,7 +241,7 @@ fn demo_page_reconnects_after_server_restart_on_same_port() {
     assert_eq!(json_field(&report, "state"), "open", "page: {report}");
     assert!(json_number(&report, "reconnects") >= 1, "page: {report}");
     assert!(json_number(&report, "count") >= 4, "page: {report}");
-    assert!(is_time_of_day(json_field(&report, "last")), "page: {report}");
+    assert!(support::is_time_of_day(json_field(&report, "last")), "page: {report}");
     // Nothing was published, so the browser had no id to send back.
     assert_eq!(json_field(&report, "last_event_id_sent"), "", "page: {report}");
     let shot = screenshot_path("browser-demo-page-reconnected.png");

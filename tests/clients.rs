@@ -168,19 +168,8 @@ impl Line {
 
     /// An event that is a tick: unnamed, its data the server's time of day.
     fn is_tick(&self) -> bool {
-        self.is_event() && self.str("type") == "message" && is_time_of_day(self.str("data"))
+        self.is_event() && self.str("type") == "message" && support::is_time_of_day(self.str("data"))
     }
-}
-
-/// True for `HH:MM:SS.mmm`.
-fn is_time_of_day(text: &str) -> bool {
-    let b = text.as_bytes();
-    b.len() == 12
-        && b.iter().enumerate().all(|(i, c)| match i {
-            2 | 5 => *c == b':',
-            8 => *c == b'.',
-            _ => c.is_ascii_digit(),
-        })
 }
 
 // ---- The client process ----------------------------------------------------------------------------------

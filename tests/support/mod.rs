@@ -297,10 +297,12 @@ pub fn exchange(server: &Server, raw: &[u8]) -> Vec<u8> {
 
 /// True if `frame` is exactly a tick: `data: HH:MM:SS.mmm` and a blank line.
 pub fn is_tick(frame: &str) -> bool {
-    let Some(time) = frame.strip_prefix("data: ").and_then(|f| f.strip_suffix("\n\n")) else {
-        return false;
-    };
-    let b = time.as_bytes();
+    frame.strip_prefix("data: ").and_then(|f| f.strip_suffix("\n\n")).is_some_and(is_time_of_day)
+}
+
+/// True for exactly `HH:MM:SS.mmm`.
+pub fn is_time_of_day(text: &str) -> bool {
+    let b = text.as_bytes();
     b.len() == 12
         && b.iter().enumerate().all(|(i, c)| match i {
             2 | 5 => *c == b':',
