@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test of mio-sse: unit, integration over real sockets, curl, and the demo page in headless
-# Chromium. Installs what the tests need when it is missing (Debian's chromium package, the npm packages
-# pinned in tests/browser/package-lock.json, Python's prometheus_client), so a fresh machine needs only
-# this command.
+# Runs every test of mio-sse: unit and property tests, integration over real sockets, curl, a client
+# library, a real Redis, the load generator, and the demo page in headless Chromium. Installs what the tests
+# need when it is missing (Debian's chromium and redis-server, the npm packages pinned in
+# tests/browser/package-lock.json, Python's prometheus_client), so a fresh machine needs only this command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
