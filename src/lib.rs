@@ -21,6 +21,8 @@
 //! | [`jitter`]       | a small random source to spread reconnects                                   |
 //! | [`metrics`]      | counters, gauges, close reasons, Prometheus text                             |
 //! | [`log_sink`]     | stderr behind a pipe drained by threads, so logging never blocks the loop    |
+//! | [`backplane`]    | `--redis`: publishing through Redis, reading every event back from it        |
+//! | [`supervisor`]   | `--workers`: worker processes on one port, restarted when they die           |
 //! | [`load`]         | the load generator behind `mio-sse-load`, and the benchmark                  |
 //!
 //! Read [`server`] first: its header states the rules every other module keeps.
