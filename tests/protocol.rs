@@ -300,6 +300,17 @@ fn cors_echoes_allowed_origins_and_answers_preflight() {
     assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"), "{text}");
     assert!(text.contains("Access-Control-Allow-Headers: Last-Event-ID,"), "{text}");
     assert!(!text.contains("Content-Length"), "a 204 has no length: {text}");
+    // A refusal carries the grant too, so the cross-origin caller can read why.
+    let refused = exchange(
+        &server,
+        b"GET /nope HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&refused);
+    assert!(
+        text.starts_with("HTTP/1.1 404 ")
+            && text.contains("Access-Control-Allow-Origin: https://app.example"),
+        "{text}"
+    );
 }
 
 #[test]

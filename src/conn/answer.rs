@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime};
 
 use super::{Connection, Next, PendingPublish, Shared, State};
 use crate::http::request::{Method, Request, RequestError};
-use crate::http::response::{self, Answer, Persistence};
+use crate::http::response::{self, Answer, Cors, Persistence, Plain};
 use crate::metrics;
 use crate::routes::{self, Route};
 use crate::sse;
@@ -138,7 +138,16 @@ impl Connection {
                     }
                     _ => log::warn!("{}: {status} for {}: {}", self.peer, request.target, reason),
                 }
-                self.refuse(shared, now, status, reason, allow, head_only, persistence);
+                self.refuse_granted(
+                    shared,
+                    now,
+                    status,
+                    reason,
+                    allow,
+                    head_only,
+                    persistence,
+                    cors.as_ref(),
+                );
             }
         }
     }
@@ -250,6 +259,23 @@ impl Connection {
         head_only: bool,
         persistence: Persistence,
     ) {
+        self.refuse_granted(shared, now, status, reason, allow, head_only, persistence, None);
+    }
+
+    /// [`Connection::refuse`], with the CORS headers of the request's grant (so a cross-origin caller can
+    /// read why it was refused).
+    #[allow(clippy::too_many_arguments)]
+    fn refuse_granted(
+        &mut self,
+        shared: &mut Shared,
+        now: Instant,
+        status: u16,
+        reason: &str,
+        allow: Option<&str>,
+        head_only: bool,
+        persistence: Persistence,
+        cors: Option<&Cors>,
+    ) {
         shared.counters.errors += 1;
         let mut extra = Vec::new();
         if let Some(allow) = allow {
@@ -263,15 +289,8 @@ impl Connection {
         // Only a 404 or 405 leaves the request stream in a known state; after anything else, close.
         let persistence = if matches!(status, 404 | 405) { persistence } else { Persistence::Close };
         let mut out = Vec::with_capacity(256);
-        response::plain(
-            &mut out,
-            shared.dates.get(SystemTime::now()),
-            status,
-            reason,
-            &extra,
-            head_only,
-            persistence,
-        );
+        let plain = Plain { status, message: reason, extra: &extra, cors, head_only, persistence };
+        response::plain(&mut out, shared.dates.get(SystemTime::now()), &plain);
         self.outbox.push_owned(out);
         if persistence == Persistence::Close {
             self.start_draining(shared, now);

@@ -135,19 +135,30 @@ pub fn answer(out: &mut Vec<u8>, date: &str, a: &Answer<'_>) {
     }
 }
 
-/// Appends a short plain-text answer, typically an error: a one-line body that says what went wrong.
-pub fn plain(
-    out: &mut Vec<u8>,
-    date: &str,
-    status: u16,
-    message: &str,
-    extra: &[(&str, &str)],
-    head_only: bool,
-    persistence: Persistence,
-) {
-    let body = format!("{status} {}: {message}\n", reason(status));
-    let content_type = "text/plain; charset=utf-8";
-    let a = Answer { status, content_type, body: body.as_bytes(), extra, cors: None, head_only, persistence };
+/// A short plain-text answer, typically an error: the status and a one-line reason.
+#[derive(Debug, Clone, Copy)]
+pub struct Plain<'a> {
+    pub status: u16,
+    pub message: &'a str,
+    pub extra: &'a [(&'a str, &'a str)],
+    /// A cross-origin caller can read the error only with the CORS headers of its grant.
+    pub cors: Option<&'a Cors>,
+    pub head_only: bool,
+    pub persistence: Persistence,
+}
+
+/// Appends a short plain-text answer: a one-line body that says what went wrong.
+pub fn plain(out: &mut Vec<u8>, date: &str, p: &Plain<'_>) {
+    let body = format!("{} {}: {}\n", p.status, reason(p.status), p.message);
+    let a = Answer {
+        status: p.status,
+        content_type: "text/plain; charset=utf-8",
+        body: body.as_bytes(),
+        extra: p.extra,
+        cors: p.cors,
+        head_only: p.head_only,
+        persistence: p.persistence,
+    };
     answer(out, date, &a);
 }
 
@@ -184,7 +195,16 @@ mod tests {
     #[test]
     fn plain_answer_with_extra_header_and_close() {
         let mut out = Vec::new();
-        plain(&mut out, DATE, 405, "use GET", &[("Allow", "GET, HEAD")], false, Persistence::Close);
+        let extra = [("Allow", "GET, HEAD")];
+        let p = Plain {
+            status: 405,
+            message: "use GET",
+            extra: &extra,
+            cors: None,
+            head_only: false,
+            persistence: Persistence::Close,
+        };
+        plain(&mut out, DATE, &p);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 405 Method Not Allowed\r\nDate: "), "{text}");
         assert!(text.contains("\r\nAllow: GET, HEAD\r\n"), "{text}");
@@ -197,7 +217,19 @@ mod tests {
     #[test]
     fn head_only_keeps_the_length_but_drops_the_body() {
         let mut out = Vec::new();
-        plain(&mut out, DATE, 404, "no such file", &[], true, Persistence::KeepAlive { http10: true });
+        let persistence = Persistence::KeepAlive { http10: true };
+        plain(
+            &mut out,
+            DATE,
+            &Plain {
+                status: 404,
+                message: "no such file",
+                extra: &[],
+                cors: None,
+                head_only: true,
+                persistence,
+            },
+        );
         let text = String::from_utf8(out).unwrap();
         let len = "404 Not Found: no such file\n".len();
         assert!(text.contains(&format!("Content-Length: {len}\r\nConnection: keep-alive\r\n\r\n")), "{text}");
