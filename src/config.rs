@@ -93,6 +93,10 @@ pub struct Config {
     #[arg(long, hide = true)]
     pub reuse_port: bool,
 
+    /// Internal: the worker's supervisor, whose death the worker follows.
+    #[arg(long, hide = true)]
+    pub supervisor_pid: Option<u32>,
+
     /// Directory of static files, loaded into memory at start. When it cannot be read, the demo page
     /// built into the binary is served instead.
     #[arg(long, default_value = "static")]

@@ -20,6 +20,12 @@ fn serve(config: mio_sse::Config) -> ExitCode {
         eprintln!("mio-sse: cannot start logging: {e}");
         return ExitCode::FAILURE;
     }
+    if let Some(supervisor) = config.supervisor_pid
+        && !mio_sse::supervisor::follow_supervisor(supervisor)
+    {
+        log::warn!("the supervisor (pid {supervisor}) is gone; this worker does not start");
+        return ExitCode::FAILURE;
+    }
     if config.workers > 1 {
         return match mio_sse::supervisor::supervise(&config) {
             Ok(code) => code,

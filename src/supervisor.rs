@@ -114,6 +114,14 @@ pub fn supervise(config: &Config) -> Result<ExitCode, String> {
     }
 }
 
+/// In a worker: drain (SIGTERM) when the supervisor dies, however it dies (a SIGKILL cannot be forwarded),
+/// rather than serve on alone, unsupervised. Returns false if the supervisor is already gone.
+pub fn follow_supervisor(supervisor: u32) -> bool {
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM));
+    // The supervisor may have died before that took effect: then this worker has a new parent.
+    rustix::process::getppid().is_some_and(|ppid| ppid.as_raw_nonzero().get() as u32 == supervisor)
+}
+
 fn start(worker: &mut Worker, args: &[String]) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let child =
@@ -150,7 +158,7 @@ fn worker_args(addr: SocketAddr) -> Vec<String> {
             skip_value = false;
             continue;
         }
-        if arg == "--workers" || arg == "--listen" {
+        if arg == "--workers" || arg == "--listen" || arg == "--supervisor-pid" {
             skip_value = true;
             continue;
         }
@@ -160,5 +168,6 @@ fn worker_args(addr: SocketAddr) -> Vec<String> {
         args.push(arg);
     }
     args.extend(["--workers".into(), "1".into(), "--reuse-port".into(), "--listen".into(), addr.to_string()]);
+    args.extend(["--supervisor-pid".into(), std::process::id().to_string()]);
     args
 }

@@ -181,3 +181,26 @@ fn a_signal_to_the_supervisor_drains_every_worker() {
     assert_eq!(supervisor.wait_exit(), Some(0));
     supervisor.wait_for_log("all workers stopped");
 }
+
+#[test]
+fn workers_do_not_outlive_a_supervisor_killed_outright() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let supervisor = Server::start(&["--redis", &url, "--workers", "2", "--interval-ms", "0"]);
+    let pids: Vec<String> = (0..2)
+        .map(|i| {
+            let line = supervisor.wait_for_log(&format!("worker {i} started"));
+            line.rsplit("pid ").next().unwrap().trim_end_matches(')').to_string()
+        })
+        .collect();
+    drop(supervisor); // SIGKILL: nothing can be forwarded; the workers must notice on their own
+    let deadline = std::time::Instant::now() + support::PATIENCE;
+    for pid in pids {
+        while std::path::Path::new(&format!("/proc/{pid}/stat")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z")
+        {
+            assert!(std::time::Instant::now() < deadline, "worker {pid} outlived its supervisor");
+            std::thread::sleep(std::time::Duration::from_millis(20)); // polling a condition, with a deadline
+        }
+    }
+}
