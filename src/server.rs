@@ -233,7 +233,7 @@ impl Server {
                 });
             }
             // Last: whatever any step above published goes out this turn, before the next poll.
-            self.fan_out();
+            self.fan_out(now);
             if let Some(deadline) = self.shutdown_deadline
                 && (self.conns.is_empty() || now >= deadline)
             {
@@ -319,14 +319,14 @@ impl Server {
     /// After events were published this turn, every stream that is waiting for nothing writes them now,
     /// all it is missing in one `writev`; streams with bytes pending get them with their next writable
     /// edge. Publishes within one turn thus cost each stream one syscall, however many there were.
-    fn fan_out(&mut self) {
+    fn fan_out(&mut self, now: Instant) {
         if !self.shared.hub.end_turn() {
             return;
         }
         let mut keys = std::mem::take(&mut self.fan_out_keys);
         keys.extend(self.conns.iter().filter(|(_, c)| c.stream().is_some()).map(|(_, c)| c.key));
         for key in keys.drain(..) {
-            self.with_conn(key, |conn, shared| conn.catch_up(shared));
+            self.with_conn(key, |conn, shared| conn.catch_up(shared, now));
         }
         self.fan_out_keys = keys; // keep the allocation for the next publish
     }

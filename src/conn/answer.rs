@@ -138,16 +138,7 @@ impl Connection {
                     }
                     _ => log::warn!("{}: {status} for {}: {}", self.peer, request.target, reason),
                 }
-                self.refuse_granted(
-                    shared,
-                    now,
-                    status,
-                    reason,
-                    allow,
-                    head_only,
-                    persistence,
-                    cors.as_ref(),
-                );
+                self.refuse(shared, now, status, reason, allow, head_only, persistence, cors.as_ref());
             }
         }
     }
@@ -163,22 +154,14 @@ impl Connection {
         let Ok(data) = String::from_utf8(body) else {
             log::warn!("{}: 400 for a publish: the body is not UTF-8", self.peer);
             let reason = "the body must be UTF-8 (an event stream is UTF-8)";
-            self.refuse(shared, now, 400, reason, None, false, Persistence::Close);
+            self.refuse_and_close(shared, now, 400, reason);
             return;
         };
         if let Some(backplane) = shared.backplane.as_mut() {
             // Through Redis: the id and the answer come with Redis's reply (see `publish_answered`).
             if !backplane.publish(self.key, publish.event.as_deref(), &data) {
                 log::warn!("{}: 503 for a publish: the backplane (Redis) is down", self.peer);
-                self.refuse(
-                    shared,
-                    now,
-                    503,
-                    "the backplane (Redis) is down",
-                    None,
-                    false,
-                    Persistence::Close,
-                );
+                self.refuse_and_close(shared, now, 503, "the backplane (Redis) is down");
                 return;
             }
             let deadline = now + shared.config.request_timeout();
@@ -204,15 +187,7 @@ impl Connection {
             Ok(id) => self.answer_published(shared, now, id, &publish),
             Err(why) => {
                 log::warn!("{}: 503 for a publish: {why}", self.peer);
-                self.refuse(
-                    shared,
-                    now,
-                    503,
-                    "the backplane (Redis) did not take the event",
-                    None,
-                    false,
-                    Persistence::Close,
-                );
+                self.refuse_and_close(shared, now, 503, "the backplane (Redis) did not take the event");
             }
         }
         self.drive(shared, now)
@@ -244,28 +219,18 @@ impl Connection {
             RequestError::HeadTooLarge => "request head too large",
             RequestError::VersionNotSupported => "only HTTP/1.0 and HTTP/1.1 are served",
         };
-        self.refuse(shared, now, error.status(), reason, None, false, Persistence::Close);
+        self.refuse_and_close(shared, now, error.status(), reason);
     }
 
-    /// Queues a short plain-text error answer; closes after it unless `persistence` keeps the connection.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn refuse(
-        &mut self,
-        shared: &mut Shared,
-        now: Instant,
-        status: u16,
-        reason: &str,
-        allow: Option<&str>,
-        head_only: bool,
-        persistence: Persistence,
-    ) {
-        self.refuse_granted(shared, now, status, reason, allow, head_only, persistence, None);
+    /// Queues a short plain-text error answer and closes after it.
+    pub(super) fn refuse_and_close(&mut self, shared: &mut Shared, now: Instant, status: u16, reason: &str) {
+        self.refuse(shared, now, status, reason, None, false, Persistence::Close, None);
     }
 
-    /// [`Connection::refuse`], with the CORS headers of the request's grant (so a cross-origin caller can
-    /// read why it was refused).
+    /// Queues a short plain-text error answer, with the request's CORS grant (so a cross-origin caller can
+    /// read why it was refused); closes after it unless `persistence` keeps the connection.
     #[allow(clippy::too_many_arguments)]
-    fn refuse_granted(
+    fn refuse(
         &mut self,
         shared: &mut Shared,
         now: Instant,

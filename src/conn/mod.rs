@@ -304,7 +304,7 @@ impl Connection {
 
     /// Does whatever the socket allows now: write pending output, read and act on input.
     pub fn drive(&mut self, shared: &mut Shared, now: Instant) -> Next {
-        if let Err(reason) = self.flush(shared) {
+        if let Err(reason) = self.flush(shared, now) {
             return Next::Close(reason);
         }
         let next = if self.is_reading() { self.read_requests(shared, now) } else { self.read_and_discard() };
@@ -354,15 +354,7 @@ impl Connection {
             State::ReadingRequest { head_started: true, .. } | State::ReadingBody { .. } => {
                 let limit = shared.config.request_timeout();
                 log::warn!("{}: 408 request not complete within {limit:?}", self.peer);
-                self.refuse(
-                    shared,
-                    now,
-                    408,
-                    "request not complete in time",
-                    None,
-                    false,
-                    Persistence::Close,
-                );
+                self.refuse_and_close(shared, now, 408, "request not complete in time");
                 self.discard_inbuf();
                 match self.finish_writes(shared, now) {
                     Ok(()) => Next::Wait,
@@ -371,15 +363,7 @@ impl Connection {
             }
             State::AwaitingPublish { .. } => {
                 log::warn!("{}: 503 for a publish: Redis did not answer in time", self.peer);
-                self.refuse(
-                    shared,
-                    now,
-                    503,
-                    "the backplane did not answer in time",
-                    None,
-                    false,
-                    Persistence::Close,
-                );
+                self.refuse_and_close(shared, now, 503, "the backplane did not answer in time");
                 match self.finish_writes(shared, now) {
                     Ok(()) => Next::Wait,
                     Err(reason) => Next::Close(reason),
@@ -406,7 +390,7 @@ impl Connection {
                 return self.read_and_discard();
             }
             if self.outbox.pending_bytes() > OUTBOX_HIGH_WATER {
-                if let Err(reason) = self.flush(shared) {
+                if let Err(reason) = self.flush(shared, now) {
                     return Next::Close(reason);
                 }
                 if self.outbox.pending_bytes() > OUTBOX_HIGH_WATER {
@@ -565,9 +549,9 @@ impl Connection {
     /// Writes what is pending; ends a caught-up stream if the server is shutting down; once a closing
     /// connection's last byte is out, shuts its write side.
     fn finish_writes(&mut self, shared: &mut Shared, now: Instant) -> Result<(), CloseReason> {
-        self.flush(shared)?;
+        self.flush(shared, now)?;
         if shared.shutdown_spread_ms.is_some() && self.end_stream_for_shutdown(shared, now) {
-            self.flush(shared)?;
+            self.flush(shared, now)?;
         }
         if matches!(self.state, State::Draining { .. }) && self.outbox.is_empty() {
             // The FIN tells the client the response is complete; we read until its EOF (lingering).
@@ -594,7 +578,7 @@ impl Connection {
 
     /// Writes pending output until done or `WouldBlock`: the outbox, then, for a stream, the published
     /// events from its cursor on, all in as few `writev`s as the kernel allows.
-    fn flush(&mut self, shared: &mut Shared) -> Result<(), CloseReason> {
+    fn flush(&mut self, shared: &mut Shared, now: Instant) -> Result<(), CloseReason> {
         if let State::Streaming(stream) = &mut self.state {
             stream.cursor = shared.hub.normalize(stream.cursor);
         }
@@ -614,7 +598,7 @@ impl Connection {
         };
         shared.counters.bytes_sent += progress.bytes as u64;
         if progress.bytes > 0 {
-            self.last_write = Instant::now();
+            self.last_write = now;
         }
         match result {
             Flush::Done | Flush::WouldBlock => Ok(()),

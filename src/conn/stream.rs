@@ -117,7 +117,7 @@ impl Connection {
     /// The stream's deadline passed: tick and/or check for silence.
     pub(super) fn on_stream_deadline(&mut self, shared: &mut Shared, now: Instant) -> Next {
         // Catch up first: a tick or heartbeat may only follow everything already owed.
-        if let Err(reason) = self.flush(shared) {
+        if let Err(reason) = self.flush(shared, now) {
             return Next::Close(reason);
         }
         let caught_up = self.caught_up(shared);
@@ -194,14 +194,14 @@ impl Connection {
     /// After a publish: a stream waiting for nothing writes the new events now. (A stream with bytes
     /// pending is waiting for a writable edge, and that flush will take the new events too.) A stream
     /// whose cursor fell off the ring is closed now rather than at its next write.
-    pub fn catch_up(&mut self, shared: &mut Shared) -> Next {
+    pub fn catch_up(&mut self, shared: &mut Shared, now: Instant) -> Next {
         let State::Streaming(stream) = &self.state else { return Next::Wait };
         if shared.hub.lag_bytes(stream.cursor).is_none() {
             return Next::Close(CloseReason::FellBehind);
         }
         if self.outbox.is_empty()
             && stream.cursor < shared.hub.next_id()
-            && let Err(reason) = self.flush(shared)
+            && let Err(reason) = self.flush(shared, now)
         {
             return Next::Close(reason);
         }
@@ -215,7 +215,7 @@ impl Connection {
             log::info!("{}: {pending} bytes behind; dropping the stream (--max-pending-bytes)", self.peer);
             return Next::Close(CloseReason::SlowReader);
         }
-        self.watch_stall(shared, Instant::now());
+        self.watch_stall(shared, now);
         Next::Wait
     }
 
