@@ -38,14 +38,9 @@ use redis_protocol::resp2::decode::decode;
 use redis_protocol::resp2::encode::encode;
 use redis_protocol::resp2::types::{OwnedFrame, Resp2Frame};
 
-use crate::conn::ConnKey;
 use crate::hub::Hub;
 use crate::jitter::Jitter;
-
-/// The token of the command connection (publishes).
-pub const COMMAND_TOKEN: Token = Token(usize::MAX - 2);
-/// The token of the reading connection (`XREAD BLOCK`).
-pub const READ_TOKEN: Token = Token(usize::MAX - 3);
+use crate::token::{BACKPLANE_COMMAND as COMMAND_TOKEN, BACKPLANE_READ as READ_TOKEN};
 
 /// How long one `XREAD` may block on Redis's side before it answers empty and is sent again.
 const BLOCK_MS: &str = "1000";
@@ -70,10 +65,11 @@ enum Reading {
     Live,
 }
 
-/// The outcome of a publish sent to Redis, for the connection waiting on it.
+/// The outcome of a publish sent to Redis, for whoever waits on it (`waiter`: the tag the publish was
+/// sent with; the server uses the connection's key, and the backplane never looks inside it).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Published {
-    pub conn: ConnKey,
+pub struct Published<W> {
+    pub waiter: W,
     pub result: Result<u64, String>,
 }
 
@@ -144,7 +140,8 @@ impl Link {
 }
 
 /// The backplane: two links, the publishes waiting for their ids, the reading position, the health.
-pub struct Backplane {
+/// `W` tags a publish with whoever waits for its answer.
+pub struct Backplane<W> {
     addr: SocketAddr,
     counter_key: String,
     log_key: String,
@@ -155,8 +152,8 @@ pub struct Backplane {
     max_len: String,
     command: Link,
     read: Link,
-    /// Connections waiting for their publish's id, in the order the publishes were sent.
-    waiting: VecDeque<ConnKey>,
+    /// Who waits for each publish's id, in the order the publishes were sent.
+    waiting: VecDeque<W>,
     /// The stream entry id read last (`0-0` before anything).
     last_entry: String,
     /// What the reading link's next reply answers.
@@ -167,10 +164,10 @@ pub struct Backplane {
     jitter: Jitter,
 }
 
-impl Backplane {
+impl<W: Copy> Backplane<W> {
     /// A backplane for `redis://host:port[/prefix]` (an IP address; `prefix` names the keys, default
     /// `mio-sse`), keeping `max_len` entries in Redis.
-    pub fn new(url: &str, max_len: usize) -> Result<Backplane, String> {
+    pub fn new(url: &str, max_len: usize) -> Result<Backplane<W>, String> {
         let rest = url.strip_prefix("redis://").ok_or("--redis must be redis://HOST:PORT[/PREFIX]")?;
         let (authority, prefix) = rest.split_once('/').unwrap_or((rest, "mio-sse"));
         let addr: SocketAddr =
@@ -206,7 +203,7 @@ impl Backplane {
     }
 
     /// Sends a publish; returns false (nothing sent) while Redis is down.
-    pub fn publish(&mut self, conn: ConnKey, event: Option<&str>, data: &str) -> bool {
+    pub fn publish(&mut self, waiter: W, event: Option<&str>, data: &str) -> bool {
         if !self.up {
             return false;
         }
@@ -225,7 +222,7 @@ impl Backplane {
             max_len.as_bytes(),
             seed.as_bytes(),
         ]);
-        self.waiting.push_back(conn);
+        self.waiting.push_back(waiter);
         // Written at once: the link's writable edge came long ago and will not come again for this. A
         // failure here shows on the link's next event.
         let _ = self.command.pump();
@@ -274,7 +271,7 @@ impl Backplane {
         registry: &Registry,
         hub: &mut Hub,
         now: Instant,
-    ) -> Vec<Published> {
+    ) -> Vec<Published<W>> {
         let mut done = Vec::new();
         if let Err(e) = self.drive(token, hub, &mut done) {
             self.down(registry, now, &e.to_string(), &mut done);
@@ -282,11 +279,11 @@ impl Backplane {
         done
     }
 
-    fn drive(&mut self, token: Token, hub: &mut Hub, done: &mut Vec<Published>) -> io::Result<()> {
+    fn drive(&mut self, token: Token, hub: &mut Hub, done: &mut Vec<Published<W>>) -> io::Result<()> {
         if token == COMMAND_TOKEN {
             self.command.pump()?;
             while let Some(reply) = self.command.next_reply()? {
-                let (conn, result) = match reply {
+                let (waiter, result) = match reply {
                     OwnedFrame::SimpleString(s) if s == b"PONG" => {
                         self.mark_up(); // the command link answers: ready for publishes
                         continue;
@@ -295,8 +292,8 @@ impl Backplane {
                     OwnedFrame::Error(e) => (self.waiting.pop_front(), Err(e)),
                     other => (self.waiting.pop_front(), Err(format!("unexpected reply {other:?}"))),
                 };
-                if let Some(conn) = conn {
-                    done.push(Published { conn, result });
+                if let Some(waiter) = waiter {
+                    done.push(Published { waiter, result });
                 }
             }
             self.command.pump()?; // send anything queued while reading
@@ -347,7 +344,7 @@ impl Backplane {
     }
 
     /// A link failed: close both, fail the publishes waiting on them, and try again later.
-    fn down(&mut self, registry: &Registry, now: Instant, why: &str, done: &mut Vec<Published>) {
+    fn down(&mut self, registry: &Registry, now: Instant, why: &str, done: &mut Vec<Published<W>>) {
         if self.up {
             log::warn!("backplane: lost Redis at {} ({why}); publishes get 503 until it is back", self.addr);
         }
@@ -357,8 +354,8 @@ impl Backplane {
                 let _ = registry.deregister(&mut socket);
             }
         }
-        for conn in self.waiting.drain(..) {
-            done.push(Published { conn, result: Err("the backplane went down".into()) });
+        for waiter in self.waiting.drain(..) {
+            done.push(Published { waiter, result: Err("the backplane went down".into()) });
         }
         self.schedule_reconnect(now);
     }

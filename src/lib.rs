@@ -33,6 +33,7 @@ pub mod backplane;
 pub mod clock;
 pub mod config;
 pub mod conn;
+pub mod context;
 pub mod http;
 pub mod hub;
 pub mod jitter;
@@ -45,6 +46,7 @@ pub mod sse;
 pub mod static_files;
 pub mod supervisor;
 pub mod timer;
+pub mod token;
 
 use std::io;
 

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use crate::config::{Config, MAX_MS};
 use crate::http::query;
+use crate::http::refusal::Refusal;
 use crate::http::request::{Method, Request};
 use crate::http::response::Cors;
 use crate::hub;
@@ -60,8 +61,8 @@ pub enum Route<'a> {
     File { file: &'a StaticFile, head_only: bool },
     /// The server is at its connection cap; this event-stream request gets `retry:` and a close.
     StreamOverCapacity,
-    /// Answer with an error status and a one-line reason; `allow` fills the `Allow` header of a 405.
-    Refuse { status: u16, reason: &'static str, allow: Option<&'static str> },
+    /// Refuse it (see [`Refusal`] for what each refusal sends and logs).
+    Refuse(Refusal),
 }
 
 /// What routing needs to know besides the request.
@@ -75,12 +76,12 @@ pub struct Context<'a> {
     pub over_capacity: bool,
 }
 
-fn refuse(status: u16, reason: &'static str) -> Route<'static> {
-    Route::Refuse { status, reason, allow: None }
+fn refuse(refusal: Refusal) -> Route<'static> {
+    Route::Refuse(refusal)
 }
 
 fn not_allowed(reason: &'static str, allow: &'static str) -> Route<'static> {
-    Route::Refuse { status: 405, reason, allow: Some(allow) }
+    Route::Refuse(Refusal::MethodNotAllowed { reason, allow })
 }
 
 /// Picks the answer for `request`.
@@ -88,7 +89,7 @@ pub fn route<'a>(request: &Request, ctx: Context<'a>) -> Route<'a> {
     let path = request.path();
     let head_only = request.method == Method::Head;
     if request.has_transfer_encoding {
-        return refuse(501, "Transfer-Encoding is not supported");
+        return refuse(Refusal::NotImplemented("Transfer-Encoding is not supported"));
     }
     if request.method == Method::Options {
         return Route::Preflight;
@@ -98,15 +99,15 @@ pub fn route<'a>(request: &Request, ctx: Context<'a>) -> Route<'a> {
             Method::Get | Method::Head if ctx.over_capacity => Route::StreamOverCapacity,
             Method::Get | Method::Head => match stream_options(request, ctx.config) {
                 Ok(options) => Route::EventStream { head_only, options },
-                Err(reason) => refuse(400, reason),
+                Err(reason) => refuse(Refusal::BadRequest(reason)),
             },
-            Method::Post if ctx.over_capacity => refuse(503, "the server is at its connection limit"),
+            Method::Post if ctx.over_capacity => refuse(Refusal::OverCapacity),
             Method::Post => publish(request, ctx),
             _ => not_allowed("the event stream takes GET, or POST to publish", "GET, HEAD, POST, OPTIONS"),
         };
     }
     if ctx.over_capacity {
-        return refuse(503, "the server is at its connection limit");
+        return refuse(Refusal::OverCapacity);
     }
     if path == METRICS_PATH {
         return match request.method {
@@ -115,8 +116,8 @@ pub fn route<'a>(request: &Request, ctx: Context<'a>) -> Route<'a> {
         };
     }
     match ctx.files.lookup(path) {
-        Lookup::Invalid(reason) => refuse(400, reason),
-        Lookup::NotFound => refuse(404, "no such file"),
+        Lookup::Invalid(reason) => refuse(Refusal::BadRequest(reason)),
+        Lookup::NotFound => refuse(Refusal::NotFound),
         Lookup::Found(file) => match request.method {
             Method::Get | Method::Head => Route::File { file, head_only },
             _ => not_allowed("static files take GET or HEAD", "GET, HEAD, OPTIONS"),
@@ -127,35 +128,34 @@ pub fn route<'a>(request: &Request, ctx: Context<'a>) -> Route<'a> {
 /// Checks a publish request: who sends it, its body's size, its event name.
 fn publish<'a>(request: &Request, ctx: Context<'a>) -> Route<'a> {
     match (&ctx.config.publish_token, &request.authorization) {
-        (Some(_), None) => return refuse(401, "publishing needs Authorization: Bearer TOKEN"),
+        (Some(_), None) => return refuse(Refusal::Unauthorized),
         (Some(token), Some(given)) => {
             let given = given.strip_prefix("Bearer ").unwrap_or("").trim().as_bytes();
             if !constant_time_eq(given, token.as_bytes()) {
-                return refuse(403, "wrong publish token");
+                return refuse(Refusal::Forbidden("wrong publish token"));
             }
         }
         (None, _) if !ctx.peer_is_loopback => {
-            return refuse(403, "only loopback peers may publish (see --publish-token)");
+            return refuse(Refusal::Forbidden("only loopback peers may publish (see --publish-token)"));
         }
         (None, _) => {}
     }
     let Some(length) = request.content_length else {
-        return refuse(411, "publishing needs a Content-Length");
+        return refuse(Refusal::LengthRequired);
     };
     if length > ctx.config.max_body_bytes {
-        return refuse(413, "the body is larger than --max-body-bytes");
+        return refuse(Refusal::ContentTooLarge);
     }
     let mut event = None;
     let Ok(params) = query::params(query::query_of(&request.target)) else {
-        return refuse(400, "invalid query string");
+        return refuse(Refusal::BadRequest("invalid query string"));
     };
     for (name, value) in params {
         if name == "event" && !value.is_empty() {
             if value.len() > MAX_EVENT_NAME_LEN || value.chars().any(|c| c.is_control()) {
-                return refuse(
-                    400,
+                return refuse(Refusal::BadRequest(
                     "the event name must be at most 128 bytes without CR, LF or control characters",
-                );
+                ));
             }
             event = Some(value);
         }
@@ -239,7 +239,10 @@ mod tests {
     fn describe(request: &Request, config: &Config, loopback: bool, over: bool) -> String {
         let files = StaticFiles::builtin();
         let ctx = Context { files: &files, config, peer_is_loopback: loopback, over_capacity: over };
-        format!("{:?}", route(request, ctx))
+        match route(request, ctx) {
+            Route::Refuse(refusal) => format!("Refuse {{ status: {}, {refusal:?} }}", refusal.status()),
+            other => format!("{other:?}"),
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! - A key is in the queue at most once in practice: a caller that moves a deadline removes the old entry
 //!   *before* inserting the new one ([`TimerQueue::reschedule`]). Insert-then-remove would leave a stale
 //!   entry whenever both deadlines are equal, and stale entries are both a leak and a wrong firing.
-//! - Keys carry their connection's generation ([`crate::conn::ConnKey`]), so even an entry that outlived
+//! - Keys carry their connection's generation ([`crate::token::ConnKey`]), so even an entry that outlived
 //!   its connection can never fire for a new connection that reuses the slab slot: the loop compares the
 //!   generation before acting.
 //! - Why an ordered set and not a binary heap with lazy deletion: cancelling is exact, so the size is
@@ -82,7 +82,7 @@ impl<K: Ord + Copy> TimerQueue<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conn::ConnKey;
+    use crate::token::ConnKey;
     use std::time::Duration;
 
     fn ms(n: u64) -> Duration {

@@ -14,9 +14,10 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{Connection, Next, Shared, State};
+use super::{Connection, Next, Socket, State};
 use crate::clock;
 use crate::config::Config;
+use crate::context::LoopContext;
 use crate::http::response::{self, Cors};
 use crate::hub;
 use crate::metrics::CloseReason;
@@ -60,23 +61,23 @@ impl Stream {
     }
 }
 
-impl Connection {
+impl<S: Socket> Connection<S> {
     /// Turns this connection into an event stream: queues the head, a comment (so that the head and
     /// `open` get through proxies at once), `retry:`, the `lost` signal if events the client had not
     /// seen were dropped, and the first tick. Published events to replay follow from the ring.
     pub(super) fn start_stream(
         &mut self,
-        shared: &mut Shared,
+        cx: &mut LoopContext,
         now: Instant,
         options: StreamOptions,
         cors: Option<&Cors>,
     ) {
-        let resume = shared.hub.resume(options.last_event_id);
-        let replay = shared.hub.next_id() - resume.cursor;
+        let resume = cx.hub.resume(options.last_event_id);
+        let replay = cx.hub.next_id() - resume.cursor;
         let mut out = Vec::with_capacity(320);
-        response::event_stream_head(&mut out, shared.dates.get(SystemTime::now()), cors);
+        response::event_stream_head(&mut out, cx.dates.get(SystemTime::now()), cors);
         sse::write_comment(&mut out, "ok");
-        sse::write_retry(&mut out, shared.config.retry_ms);
+        sse::write_retry(&mut out, cx.config.retry_ms);
         if let Some((last, first_available)) = resume.lost {
             hub::write_lost(&mut out, last, first_available);
         }
@@ -91,7 +92,7 @@ impl Connection {
             }
         }
         self.outbox.push_owned(out);
-        self.state = State::Streaming(Stream {
+        let stream = State::Streaming(Stream {
             opened: now,
             next_tick,
             interval_ms: options.interval.map_or(0, |i| i.as_millis() as u32),
@@ -100,27 +101,20 @@ impl Connection {
             events,
             skipped: 0,
             input_bytes: 0,
-            watch_at: next_watch(&shared.config, true, now, now),
+            watch_at: next_watch(&cx.config, true, now, now),
         });
-        shared.counters.streams_opened += 1;
-        shared.counters.events_sent += events;
-        shared.counters.replayed += replay;
-        shared.gauges.open_streams += 1;
-        log::info!(
-            "stream from {} opened ({} open){}",
-            self.peer,
-            shared.gauges.open_streams,
-            if replay > 0 { format!(", replaying {replay} events") } else { String::new() }
-        );
+        self.set_state(stream, cx, now);
+        cx.counters.events_sent += events;
+        cx.counters.replayed += replay;
     }
 
     /// The stream's deadline passed: tick and/or check for silence.
-    pub(super) fn on_stream_deadline(&mut self, shared: &mut Shared, now: Instant) -> Next {
+    pub(super) fn on_stream_deadline(&mut self, cx: &mut LoopContext, now: Instant) -> Next {
         // Catch up first: a tick or heartbeat may only follow everything already owed.
-        if let Err(reason) = self.flush(shared, now) {
+        if let Err(reason) = self.flush(cx, now) {
             return Next::Close(reason);
         }
-        let caught_up = self.caught_up(shared);
+        let caught_up = self.caught_up(cx);
         let last_write = self.last_write;
         let State::Streaming(stream) = &mut self.state else { return Next::Wait };
 
@@ -129,19 +123,19 @@ impl Connection {
             && due <= now
         {
             if caught_up {
-                shared.frame.clear();
-                write_tick(&mut shared.frame, stream.payload_bytes);
+                cx.frame.clear();
+                write_tick(&mut cx.frame, stream.payload_bytes);
                 frame = Some(Frame::Tick);
             } else {
                 stream.skipped = stream.skipped.saturating_add(1);
-                shared.counters.ticks_skipped += 1;
+                cx.counters.ticks_skipped += 1;
                 log::debug!("{}: tick skipped, earlier output still unsent", self.peer);
             }
             let interval = Duration::from_millis(stream.interval_ms.max(1).into());
             let (next, missed) = next_on_grid(due, interval, now);
             stream.next_tick = Some(next);
             stream.skipped = stream.skipped.saturating_add(missed.min(u32::MAX.into()) as u32);
-            shared.counters.ticks_skipped += missed;
+            cx.counters.ticks_skipped += missed;
         }
         // The watch: a heartbeat fills a silence; a stream that owes bytes but got none out for
         // --write-stall-timeout-ms has a peer that vanished without a FIN, or never reads: it is closed.
@@ -149,42 +143,39 @@ impl Connection {
             && check <= now
         {
             let quiet = now.saturating_duration_since(last_write);
-            if !caught_up && shared.config.write_stall_timeout().is_some_and(|limit| quiet >= limit) {
+            if !caught_up && cx.config.write_stall_timeout().is_some_and(|limit| quiet >= limit) {
                 log::info!("{}: nothing could be written for {quiet:?}; closing the stream", self.peer);
                 return Next::Close(CloseReason::WriteTimeout);
             }
-            if frame.is_none() && caught_up && shared.config.heartbeat().is_some_and(|period| quiet >= period)
-            {
-                shared.frame.clear();
-                shared.frame.extend_from_slice(HEARTBEAT);
+            if frame.is_none() && caught_up && cx.config.heartbeat().is_some_and(|period| quiet >= period) {
+                cx.frame.clear();
+                cx.frame.extend_from_slice(HEARTBEAT);
                 frame = Some(Frame::Heartbeat);
             }
             let last = if frame.is_some() { now } else { last_write };
-            stream.watch_at = next_watch(&shared.config, caught_up, last, now);
+            stream.watch_at = next_watch(&cx.config, caught_up, last, now);
         }
         let Some(frame) = frame else {
-            self.watch_stall(shared, now);
+            self.watch_stall(cx, now);
             return Next::Wait;
         };
 
         let before = self.outbox.pending_bytes();
-        if let super::outbox::Flush::Failed(error) =
-            self.outbox.write_through(&mut self.socket, &shared.frame)
-        {
-            return Next::Close(super::close_reason(&error));
+        if let super::outbox::Flush::Failed(error) = self.outbox.write_through(&mut self.socket, &cx.frame) {
+            return Next::Close(super::socket::close_reason(&error));
         }
-        let written = shared.frame.len() - (self.outbox.pending_bytes() - before);
-        shared.counters.bytes_sent += written as u64;
+        let written = cx.frame.len() - (self.outbox.pending_bytes() - before);
+        cx.counters.bytes_sent += written as u64;
         self.last_write = now;
         let State::Streaming(stream) = &mut self.state else { return Next::Wait };
         match frame {
             Frame::Tick => {
                 stream.events += 1;
-                shared.counters.events_sent += 1;
+                cx.counters.events_sent += 1;
                 log::debug!("{}: tick {}", self.peer, stream.events);
             }
             Frame::Heartbeat => {
-                shared.counters.heartbeats += 1;
+                cx.counters.heartbeats += 1;
                 log::debug!("{}: heartbeat", self.peer);
             }
         }
@@ -194,39 +185,39 @@ impl Connection {
     /// After a publish: a stream waiting for nothing writes the new events now. (A stream with bytes
     /// pending is waiting for a writable edge, and that flush will take the new events too.) A stream
     /// whose cursor fell off the ring is closed now rather than at its next write.
-    pub fn catch_up(&mut self, shared: &mut Shared, now: Instant) -> Next {
+    pub fn catch_up(&mut self, cx: &mut LoopContext, now: Instant) -> Next {
         let State::Streaming(stream) = &self.state else { return Next::Wait };
-        if shared.hub.lag_bytes(stream.cursor).is_none() {
+        if cx.hub.lag_bytes(stream.cursor).is_none() {
             return Next::Close(CloseReason::FellBehind);
         }
         if self.outbox.is_empty()
-            && stream.cursor < shared.hub.next_id()
-            && let Err(reason) = self.flush(shared, now)
+            && stream.cursor < cx.hub.next_id()
+            && let Err(reason) = self.flush(cx, now)
         {
             return Next::Close(reason);
         }
         // What is still owed after writing all the kernel would take.
         let State::Streaming(stream) = &self.state else { return Next::Wait };
-        let Some(lag) = shared.hub.lag_bytes(stream.cursor) else {
+        let Some(lag) = cx.hub.lag_bytes(stream.cursor) else {
             return Next::Close(CloseReason::FellBehind);
         };
         let pending = lag + self.outbox.pending_bytes() as u64;
-        if pending > shared.config.max_pending_bytes {
+        if pending > cx.config.max_pending_bytes {
             log::info!("{}: {pending} bytes behind; dropping the stream (--max-pending-bytes)", self.peer);
             return Next::Close(CloseReason::SlowReader);
         }
-        self.watch_stall(shared, now);
+        self.watch_stall(cx, now);
         Next::Wait
     }
 
     /// A stream that owes bytes must be looked at when its stall timeout would run out, even if its
     /// watch was armed for a heartbeat much later (it was caught up then).
-    fn watch_stall(&mut self, shared: &Shared, now: Instant) {
-        if self.caught_up(shared) {
+    fn watch_stall(&mut self, cx: &LoopContext, now: Instant) {
+        if self.caught_up(cx) {
             return;
         }
         if let State::Streaming(stream) = &mut self.state
-            && let Some(at) = next_watch(&shared.config, false, self.last_write, now)
+            && let Some(at) = next_watch(&cx.config, false, self.last_write, now)
         {
             stream.watch_at = Some(stream.watch_at.map_or(at, |armed| armed.min(at)));
         }
@@ -235,36 +226,24 @@ impl Connection {
     /// Shutting down: once this stream has sent everything it owes, it ends with a `retry:` drawn from
     /// the spread, so that its client comes back to a restarted server at its own moment rather than in
     /// one storm with every other. Returns whether it ended.
-    pub(super) fn end_stream_for_shutdown(&mut self, shared: &mut Shared, now: Instant) -> bool {
-        let Some(spread) = shared.shutdown_spread_ms else { return false };
-        if !self.caught_up(shared) {
+    pub(super) fn end_stream_for_shutdown(&mut self, cx: &mut LoopContext, now: Instant) -> bool {
+        let Some(spread) = cx.shutdown_spread_ms else { return false };
+        if !self.caught_up(cx) {
             return false;
         }
-        let retry = shared.config.retry_ms + shared.jitter.between(0, spread);
+        let retry = cx.config.retry_ms + cx.jitter.between(0, spread);
         let mut out = Vec::with_capacity(24);
         sse::write_retry(&mut out, retry);
         self.outbox.push_owned(out);
-        if let State::Streaming(stream) = &self.state {
-            // Leaving `Streaming` here, not at the close: count and log the stream's end now.
-            shared.counters.streams_closed += 1;
-            shared.gauges.open_streams -= 1;
-            log::info!(
-                "stream from {} closed after {:.3} s, {} events sent, {} skipped (shutdown, retry in {retry} ms; {} open)",
-                self.peer,
-                now.saturating_duration_since(stream.opened).as_secs_f64(),
-                stream.events,
-                stream.skipped,
-                shared.gauges.open_streams
-            );
-        }
-        self.start_draining(shared, now);
+        log::debug!("{}: ending the stream for the shutdown, retry in {retry} ms", self.peer);
+        self.start_draining(cx, now); // leaves `Streaming`: the stream's end is accounted there
         true
     }
 
     /// Whether this stream has nothing owed: its outbox is empty and its cursor is at the ring's end.
-    fn caught_up(&self, shared: &Shared) -> bool {
+    fn caught_up(&self, cx: &LoopContext) -> bool {
         match &self.state {
-            State::Streaming(stream) => self.outbox.is_empty() && stream.cursor == shared.hub.next_id(),
+            State::Streaming(stream) => self.outbox.is_empty() && stream.cursor == cx.hub.next_id(),
             _ => false,
         }
     }

@@ -44,30 +44,22 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
-use crate::backplane;
-use crate::config::{Config, OVERFLOW_SLOTS};
-use crate::conn::{ConnKey, Connection, Next, Shared};
+mod accept;
+
+use crate::config::Config;
+use crate::conn::{Connection, Next};
+use crate::context::LoopContext;
 use crate::metrics::{CloseReason, Counters};
 use crate::static_files::StaticFiles;
 use crate::timer::TimerQueue;
-
-/// The listener's token; connection tokens pack a slot below 2³² and never reach it.
-const LISTENER: Token = Token(usize::MAX);
-/// The token of the signal pipe (SIGINT, SIGTERM).
-const SIGNALS: Token = Token(usize::MAX - 1);
-/// Connections accepted per turn at most: a connect storm must not delay the ticks of open streams.
-pub const ACCEPTS_PER_TURN: usize = 256;
-/// How long accepting pauses when the process is out of file descriptors (EMFILE/ENFILE): retrying at
-/// once would spin the loop at 100% CPU, since the pending connection stays in the backlog.
-pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
-/// Listen backlog: connections the kernel completes for us between two accept rounds.
-pub const BACKLOG: i32 = 4096;
+use crate::token::{BACKPLANE_COMMAND, BACKPLANE_READ, ConnKey, LISTENER, SIGNALS};
+pub use accept::{ACCEPT_PAUSE, ACCEPTS_PER_TURN, BACKLOG, bind_listener};
 /// Readiness events taken per poll.
 const EVENTS_CAPACITY: usize = 1024;
 
@@ -90,7 +82,7 @@ pub struct Server {
     local_addr: SocketAddr,
     conns: Slab<Connection>,
     timers: TimerQueue<ConnKey>,
-    shared: Shared,
+    cx: LoopContext,
     max_connections: usize,
     /// Connections within the cap (the rest of `conns` were accepted past it).
     admitted: usize,
@@ -142,7 +134,8 @@ impl Server {
             local_addr,
             conns: Slab::with_capacity(1024),
             timers: TimerQueue::default(),
-            shared: Shared::new(config, files).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            cx: LoopContext::new(config, files)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
             max_connections,
             admitted: 0,
             next_generation: 1,
@@ -165,12 +158,12 @@ impl Server {
 
     /// The counters so far.
     pub fn counters(&self) -> &Counters {
-        &self.shared.counters
+        &self.cx.counters
     }
 
     /// Runs the loop until a signal stops it (or polling itself fails).
     pub fn run(&mut self) -> io::Result<Stop> {
-        let interval = match self.shared.config.tick_interval() {
+        let interval = match self.cx.config.tick_interval() {
             Some(interval) => format!("a tick every {} ms", interval.as_millis()),
             None => "ticks off".into(),
         };
@@ -189,8 +182,8 @@ impl Server {
                 return Err(e);
             }
             let now = Instant::now();
-            self.shared.counters.loop_turns += 1;
-            self.shared.gauges.timer_queue_size = self.timers.len() as u64;
+            self.cx.counters.loop_turns += 1;
+            self.cx.gauges.timer_queue_size = self.timers.len() as u64;
             // Taken before this turn's events, so that work they leave over waits for the next turn.
             let leftovers = std::mem::take(&mut self.again);
             for event in events.iter() {
@@ -198,7 +191,7 @@ impl Server {
                     self.listener_ready = true;
                     continue;
                 }
-                if event.token() == backplane::COMMAND_TOKEN || event.token() == backplane::READ_TOKEN {
+                if event.token() == BACKPLANE_COMMAND || event.token() == BACKPLANE_READ {
                     self.on_backplane_event(event.token(), now);
                     continue;
                 }
@@ -214,22 +207,23 @@ impl Server {
                     continue;
                 }
                 let key = ConnKey::from_token(event.token());
+                let readable = event.is_readable() || event.is_read_closed() || event.is_error();
                 // A token of a connection closed earlier in this batch finds nothing (rule 6).
-                self.with_conn(key, |conn, shared| {
-                    conn.on_readiness(event);
-                    conn.drive(shared, now)
+                self.with_conn(key, now, |conn, cx| {
+                    conn.on_readiness(readable);
+                    conn.drive(cx, now)
                 });
             }
-            if let Some(backplane) = self.shared.backplane.as_mut() {
+            if let Some(backplane) = self.cx.backplane.as_mut() {
                 backplane.on_deadline(self.poll.registry(), now);
-                self.shared.gauges.backplane_up = Some(u64::from(backplane.is_up()));
+                self.cx.gauges.backplane_up = Some(u64::from(backplane.is_up()));
             }
             self.accept_pending(now);
             self.fire_timers(now);
             for key in leftovers {
-                self.with_conn(key, |conn, shared| {
+                self.with_conn(key, now, |conn, cx| {
                     conn.queued_again = false;
-                    conn.drive(shared, now)
+                    conn.drive(cx, now)
                 });
             }
             // Last: whatever any step above published goes out this turn, before the next poll.
@@ -246,8 +240,8 @@ impl Server {
     /// First signal: stop accepting, close idle connections, end every stream (once it has sent what it
     /// owes) with a jittered `retry:`, and give the rest until the deadline.
     fn begin_shutdown(&mut self, signal: i32, now: Instant) {
-        let timeout = Duration::from_millis(self.shared.config.shutdown_timeout_ms);
-        let streams = self.shared.gauges.open_streams;
+        let timeout = Duration::from_millis(self.cx.config.shutdown_timeout_ms);
+        let streams = self.cx.gauges.open_streams;
         // Spread the comeback so that a restarted server sees at most ~2,000 reconnects a second.
         let spread_ms = (streams / 2).clamp(2_000, 60_000);
         log::info!(
@@ -256,29 +250,28 @@ impl Server {
             self.conns.len()
         );
         self.shutdown_deadline = Some(now + timeout);
-        self.shared.shutdown_spread_ms = Some(spread_ms);
+        self.cx.shutdown_spread_ms = Some(spread_ms);
         if let Err(e) = self.poll.registry().deregister(&mut self.listener) {
             log::debug!("deregister the listener: {e}");
         }
         self.listener_ready = false;
         let keys: Vec<ConnKey> = self.conns.iter().map(|(_, conn)| conn.key).collect();
         for key in keys {
-            self.with_conn(key, |conn, shared| conn.on_shutdown(shared, now));
+            self.with_conn(key, now, |conn, cx| conn.on_shutdown(cx, now));
         }
     }
 
     /// The last line: how the shutdown went and what the server did in its life.
     fn log_summary(&self, deadline: Instant, now: Instant) {
-        let c = &self.shared.counters;
+        let c = &self.cx.counters;
         if !self.conns.is_empty() {
             log::warn!(
                 "shutdown deadline passed with {} connections still open; closing them",
                 self.conns.len()
             );
         }
-        let waited = now.saturating_duration_since(
-            deadline - Duration::from_millis(self.shared.config.shutdown_timeout_ms),
-        );
+        let waited = now
+            .saturating_duration_since(deadline - Duration::from_millis(self.cx.config.shutdown_timeout_ms));
         log::info!(
             "stopped after {:.3} s of shutdown: {} connections accepted, {} streams served, {} events sent, {} \
              published, {} bytes written",
@@ -293,25 +286,30 @@ impl Server {
 
     /// Runs a handler on the connection `key` names, if it is still the slot's owner, keeps the
     /// write-queue gauge current, and settles the outcome.
-    fn with_conn(&mut self, key: ConnKey, handler: impl FnOnce(&mut Connection, &mut Shared) -> Next) {
+    fn with_conn(
+        &mut self,
+        key: ConnKey,
+        now: Instant,
+        handler: impl FnOnce(&mut Connection, &mut LoopContext) -> Next,
+    ) {
         let Some(conn) = live(&mut self.conns, key) else { return };
         let before = conn.queued_bytes() as u64;
-        let next = handler(conn, &mut self.shared);
+        let next = handler(conn, &mut self.cx);
         let after = conn.queued_bytes() as u64;
-        let gauge = &mut self.shared.gauges.write_queue_bytes;
+        let gauge = &mut self.cx.gauges.write_queue_bytes;
         *gauge = (*gauge + after).saturating_sub(before);
-        self.settle(key, next);
+        self.settle(key, next, now);
     }
 
     /// Redis's side: events read are appended to the hub (and fanned out at the end of the turn), and
     /// publishes that got their id are answered.
     fn on_backplane_event(&mut self, token: Token, now: Instant) {
-        let Some(backplane) = self.shared.backplane.as_mut() else { return };
-        let answered = backplane.on_event(token, self.poll.registry(), &mut self.shared.hub, now);
-        self.shared.gauges.backplane_up = Some(u64::from(backplane.is_up()));
+        let Some(backplane) = self.cx.backplane.as_mut() else { return };
+        let answered = backplane.on_event(token, self.poll.registry(), &mut self.cx.hub, now);
+        self.cx.gauges.backplane_up = Some(u64::from(backplane.is_up()));
         for published in answered {
-            self.with_conn(published.conn, |conn, shared| {
-                conn.publish_answered(shared, now, published.result)
+            self.with_conn(published.waiter, now, |conn, cx| {
+                conn.publish_answered(cx, now, published.result)
             });
         }
     }
@@ -320,13 +318,13 @@ impl Server {
     /// all it is missing in one `writev`; streams with bytes pending get them with their next writable
     /// edge. Publishes within one turn thus cost each stream one syscall, however many there were.
     fn fan_out(&mut self, now: Instant) {
-        if !self.shared.hub.end_turn() {
+        if !self.cx.hub.end_turn() {
             return;
         }
         let mut keys = std::mem::take(&mut self.fan_out_keys);
         keys.extend(self.conns.iter().filter(|(_, c)| c.stream().is_some()).map(|(_, c)| c.key));
         for key in keys.drain(..) {
-            self.with_conn(key, |conn, shared| conn.catch_up(shared, now));
+            self.with_conn(key, now, |conn, cx| conn.catch_up(cx, now));
         }
         self.fan_out_keys = keys; // keep the allocation for the next publish
     }
@@ -337,7 +335,7 @@ impl Server {
         if accept_ready || !self.again.is_empty() {
             return Some(Duration::ZERO);
         }
-        let backplane = self.shared.backplane.as_ref().and_then(|b| b.deadline());
+        let backplane = self.cx.backplane.as_ref().and_then(|b| b.deadline());
         let next = [self.timers.next_deadline(), self.accept_paused_until, self.shutdown_deadline, backplane]
             .into_iter()
             .flatten()
@@ -346,9 +344,9 @@ impl Server {
     }
 
     /// Applies a handler's outcome: close, or re-arm the timer (and queue for next turn if asked).
-    fn settle(&mut self, key: ConnKey, next: Next) {
+    fn settle(&mut self, key: ConnKey, next: Next, now: Instant) {
         if let Next::Close(reason) = next {
-            self.close(key, reason);
+            self.close(key, reason, now);
             return;
         }
         let Some(conn) = live(&mut self.conns, key) else {
@@ -361,104 +359,6 @@ impl Server {
         if next == Next::Again && !std::mem::replace(&mut conn.queued_again, true) {
             self.again.push(key); // once: a connection gets one more drive per turn, not one per event
         }
-    }
-
-    /// Accepts waiting connections, at most [`ACCEPTS_PER_TURN`] this turn.
-    fn accept_pending(&mut self, now: Instant) {
-        if self.shutdown_deadline.is_some() {
-            return;
-        }
-        if let Some(until) = self.accept_paused_until {
-            if now < until {
-                return;
-            }
-            self.accept_paused_until = None;
-            self.listener_ready = true; // retry: the backlog may still hold connections
-        }
-        if !self.listener_ready {
-            return;
-        }
-        for _ in 0..ACCEPTS_PER_TURN {
-            match self.listener.accept() {
-                Ok((socket, peer)) => {
-                    if std::mem::take(&mut self.out_of_fds) {
-                        log::info!("accepting again: file descriptors are free");
-                    }
-                    self.admit(socket, peer, now)
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.listener_ready = false;
-                    return;
-                }
-                Err(e)
-                    if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
-                Err(e) if is_out_of_fds(&e) => {
-                    // Once per episode: retried every ACCEPT_PAUSE, which must not fill the log.
-                    if !std::mem::replace(&mut self.out_of_fds, true) {
-                        log::warn!("accept: {e}; pausing accepts, retrying every {ACCEPT_PAUSE:?}");
-                    }
-                    self.shared.counters.accept_pauses += 1;
-                    self.accept_paused_until = Some(now + ACCEPT_PAUSE);
-                    return;
-                }
-                Err(e) => {
-                    log::error!("accept: {e}");
-                    self.accept_paused_until = Some(now + ACCEPT_PAUSE);
-                    return;
-                }
-            }
-        }
-        // Bound reached with connections possibly still waiting: `listener_ready` stays set, and the next
-        // poll does not wait.
-    }
-
-    /// Takes a new connection into the slab, within the cap or in an overflow slot, or closes it at once.
-    fn admit(&mut self, socket: TcpStream, peer: SocketAddr, now: Instant) {
-        self.shared.counters.accepted += 1;
-        let overflow = self.conns.len() - self.admitted;
-        let over_capacity = self.admitted >= self.max_connections;
-        if over_capacity && overflow >= OVERFLOW_SLOTS {
-            self.shared.counters.refused_at_accept += 1;
-            if !self.refusing {
-                log::warn!(
-                    "at {} connections and {OVERFLOW_SLOTS} overflow slots busy: closing new connections",
-                    self.admitted
-                );
-                self.refusing = true;
-            }
-            return; // dropping the socket closes it
-        }
-        self.refusing = false;
-        // Ticks are small writes: without TCP_NODELAY, Nagle's algorithm would hold one back until the
-        // previous one is acknowledged (40 ms or more with delayed ACKs).
-        if let Err(e) = socket.set_nodelay(true) {
-            log::debug!("{peer}: set_nodelay: {e}");
-        }
-        if let Some(bytes) = self.shared.config.send_buffer_bytes
-            && let Err(e) = socket2::SockRef::from(&socket).set_send_buffer_size(bytes)
-        {
-            log::debug!("{peer}: set SO_SNDBUF: {e}");
-        }
-        let entry = self.conns.vacant_entry();
-        let key = ConnKey { slot: entry.key() as u32, generation: self.next_generation };
-        self.next_generation = self.next_generation.wrapping_add(1);
-        let mut conn = Connection::new(socket, peer, key, over_capacity, &self.shared.config, now);
-        // READABLE | WRITABLE once, for the connection's whole life: no re-registration per write.
-        if let Err(e) = self.poll.registry().register(
-            conn.socket_mut(),
-            key.token(),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            log::error!("{peer}: register: {e}");
-            return;
-        }
-        entry.insert(conn);
-        if !over_capacity {
-            self.admitted += 1;
-        }
-        self.shared.gauges.open_connections = self.conns.len() as u64;
-        log::debug!("{peer}: accepted ({} connections)", self.conns.len());
-        self.settle(key, Next::Wait); // arm the first-request deadline
     }
 
     /// Fires every timer due at `now`: at most one pass over the queue, so a handler that re-arms for a
@@ -476,15 +376,15 @@ impl Server {
                 continue; // a stale entry: the timer was moved
             }
             conn.armed_timer = None; // popped
-            self.with_conn(key, |conn, shared| conn.on_deadline(shared, now));
+            self.with_conn(key, now, |conn, cx| conn.on_deadline(cx, now));
         }
     }
 
-    /// Closes a connection: disarm its timer, deregister, free its slot, log how it ended.
-    fn close(&mut self, key: ConnKey, reason: CloseReason) {
-        if live(&mut self.conns, key).is_none() {
-            return;
-        }
+    /// Closes a connection: its last change of state (which accounts for a stream's end), then disarm
+    /// its timer, deregister, free its slot.
+    fn close(&mut self, key: ConnKey, reason: CloseReason, now: Instant) {
+        let Some(conn) = live(&mut self.conns, key) else { return };
+        conn.close(&mut self.cx, now, reason);
         let mut conn = self.conns.remove(key.slot as usize);
         if let Some(deadline) = conn.armed_timer {
             self.timers.cancel(deadline, key);
@@ -495,24 +395,11 @@ impl Server {
         if !conn.is_over_capacity() {
             self.admitted -= 1;
         }
-        let (counters, gauges) = (&mut self.shared.counters, &mut self.shared.gauges);
+        let (counters, gauges) = (&mut self.cx.counters, &mut self.cx.gauges);
         counters.closed[reason.index()] += 1;
         gauges.open_connections = self.conns.len() as u64;
         gauges.write_queue_bytes = gauges.write_queue_bytes.saturating_sub(conn.queued_bytes() as u64);
-        if let Some(stream) = conn.stream() {
-            counters.streams_closed += 1;
-            gauges.open_streams -= 1;
-            log::info!(
-                "stream from {} closed after {:.3} s, {} events sent, {} skipped ({reason}; {} open)",
-                conn.peer,
-                stream.opened.elapsed().as_secs_f64(),
-                stream.events,
-                stream.skipped,
-                gauges.open_streams
-            );
-        } else {
-            log::debug!("{}: closed ({reason})", conn.peer);
-        }
+        log::debug!("{}: closed ({reason})", conn.peer);
         // Dropping `conn` closes the socket.
     }
 }
@@ -520,25 +407,4 @@ impl Server {
 /// The connection `key` names, if it is still the slot's owner (rule 6).
 fn live(conns: &mut Slab<Connection>, key: ConnKey) -> Option<&mut Connection> {
     conns.get_mut(key.slot as usize).filter(|conn| conn.key == key)
-}
-
-/// A listening socket with our backlog, `SO_REUSEADDR` (restart on the same port while old connections
-/// sit in TIME_WAIT), `SO_REUSEPORT` for workers (each its own listener on one port; the kernel spreads
-/// connections over them) and non-blocking mode.
-pub fn bind_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    if reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(BACKLOG)?;
-    Ok(socket.into())
-}
-
-/// EMFILE (process) or ENFILE (system): no file descriptor to accept into.
-fn is_out_of_fds(error: &io::Error) -> bool {
-    matches!(error.raw_os_error(), Some(code) if code == 24 || code == 23)
 }

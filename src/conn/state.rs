@@ -1,0 +1,164 @@
+//! The connection state machine: every state a connection can be in, the one diagram, and the one
+//! function through which every change of state goes.
+//!
+//! ```text
+//!  accept
+//!    │
+//!    ▼            answered, kept alive: the same state with a new deadline
+//!  ReadingRequest ◄──────────────────────────────────────────────────────────────┐
+//!    │ │ │ │                                                                     │
+//!    │ │ │ └─ POST /home/events ──► ReadingBody ── body whole, published here ───┤
+//!    │ │ │                               │                                       │
+//!    │ │ │                               └─ (--redis) ──► AwaitingPublish ─ id ──┘
+//!    │ │ │                                                   │ Redis failed or timed out: 503
+//!    │ │ └─ GET /home/events ──► Streaming                   │
+//!    │ │                            │ shutdown, caught up    │
+//!    │ │                            │ (jittered `retry:`)    │
+//!    │ └─ refusal that closes, ─────┼────────────────────────┤
+//!    │    `Connection: close`,      ▼                        ▼
+//!    │    408, EOF after requests  Draining ◄────────────────┘
+//!    │                              │ outbox empty: shut the write side (FIN)
+//!    │                              ▼
+//!    │                            Lingering ── peer's EOF, or LINGER passed ──► Closed
+//!    │
+//!    └─ from any state: peer closed or reset, write failed, idle/write timeout,
+//!       fell behind, slow reader, too much input ─────────────────────────────► Closed
+//! ```
+//!
+//! Rules:
+//! - Every change of state goes through [`Connection::set_state`]; nothing else assigns the state. It
+//!   traces `old => new` (at `trace`), and it is the one place that accounts for a stream's life: entering
+//!   `Streaming` counts and logs the stream's opening, leaving it counts and logs its end, whatever the
+//!   cause (the client left, it fell behind, the server shut down).
+//! - A state carries the data only it needs (its deadline, the publish in progress, the stream's
+//!   figures), so a field cannot be read in a state where it means nothing.
+//! - `Closed` is final: the server removes a closed connection from the slab in the same call.
+
+use std::fmt;
+use std::time::Instant;
+
+use super::Connection;
+use super::stream::Stream;
+use crate::context::LoopContext;
+use crate::http::response::{Cors, Persistence};
+use crate::metrics::CloseReason;
+
+/// The protocol phase of a connection, with the data only that phase needs.
+#[derive(Debug)]
+pub enum State {
+    /// Waiting for a request head. `head_started` tells a head in progress (deadline: the request
+    /// timeout) from an idle connection (deadline: the keep-alive or first-byte timeout).
+    ReadingRequest { deadline: Instant, head_started: bool },
+    /// Reading the body of a publish.
+    ReadingBody { deadline: Instant, publish: Box<PendingPublish> },
+    /// A publish was sent to the backplane; its answer waits for Redis's reply (later requests wait too).
+    AwaitingPublish { deadline: Instant, publish: Box<PendingPublish> },
+    /// An event stream.
+    Streaming(Stream),
+    /// Writing the last response, then the write side is shut.
+    Draining { deadline: Instant },
+    /// Write side shut; waiting for the peer to close.
+    Lingering { deadline: Instant },
+    /// Done: the server frees the slot.
+    Closed(CloseReason),
+}
+
+/// A publish whose body is arriving, or whose id is awaited from the backplane.
+#[derive(Debug)]
+pub struct PendingPublish {
+    /// The event name (`?event=`), if any.
+    pub event: Option<String>,
+    /// The body's length (`Content-Length`).
+    pub length: usize,
+    /// Whether the connection stays open after the answer.
+    pub persistence: Persistence,
+    /// The request's CORS grant, for the answer.
+    pub cors: Option<Cors>,
+}
+
+impl State {
+    /// The state's name, for traces and tests.
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::ReadingRequest { .. } => "ReadingRequest",
+            State::ReadingBody { .. } => "ReadingBody",
+            State::AwaitingPublish { .. } => "AwaitingPublish",
+            State::Streaming(_) => "Streaming",
+            State::Draining { .. } => "Draining",
+            State::Lingering { .. } => "Lingering",
+            State::Closed(_) => "Closed",
+        }
+    }
+
+    /// The deadline this state wants armed.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self {
+            State::ReadingRequest { deadline, .. }
+            | State::ReadingBody { deadline, .. }
+            | State::AwaitingPublish { deadline, .. }
+            | State::Draining { deadline }
+            | State::Lingering { deadline } => Some(*deadline),
+            State::Streaming(stream) => stream.deadline(),
+            State::Closed(_) => None,
+        }
+    }
+
+    /// Moves the state's own deadline (not a stream's: its deadlines are its ticks and its watch).
+    pub fn move_deadline(&mut self, at: Instant) {
+        match self {
+            State::ReadingRequest { deadline, .. }
+            | State::ReadingBody { deadline, .. }
+            | State::AwaitingPublish { deadline, .. }
+            | State::Draining { deadline }
+            | State::Lingering { deadline } => *deadline = at,
+            State::Streaming(_) | State::Closed(_) => {}
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl<S> Connection<S> {
+    /// The one place a connection changes state. Accounts for a stream's opening and end. Returns the
+    /// state left, for the data it carried (a publish in progress).
+    pub(super) fn set_state(&mut self, new: State, cx: &mut LoopContext, now: Instant) -> State {
+        let old = std::mem::replace(&mut self.state, new);
+        log::trace!("{}: {old} => {}", self.peer, self.state);
+        match (&old, &self.state) {
+            (State::Streaming(_), State::Streaming(_)) => {}
+            (_, State::Streaming(stream)) => {
+                let replay = cx.hub.next_id().saturating_sub(stream.cursor);
+                cx.counters.streams_opened += 1;
+                cx.gauges.open_streams += 1;
+                log::info!(
+                    "stream from {} opened ({} open){}",
+                    self.peer,
+                    cx.gauges.open_streams,
+                    if replay > 0 { format!(", replaying {replay} events") } else { String::new() }
+                );
+            }
+            (State::Streaming(stream), new) => {
+                let why = match new {
+                    State::Closed(reason) => reason.to_string(),
+                    _ => "shutdown".to_string(), // ended by the server, with a `retry:`
+                };
+                cx.counters.streams_closed += 1;
+                cx.gauges.open_streams -= 1;
+                log::info!(
+                    "stream from {} closed after {:.3} s, {} events sent, {} skipped ({why}; {} open)",
+                    self.peer,
+                    now.saturating_duration_since(stream.opened).as_secs_f64(),
+                    stream.events,
+                    stream.skipped,
+                    cx.gauges.open_streams
+                );
+            }
+            _ => {}
+        }
+        old
+    }
+}

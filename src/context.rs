@@ -1,0 +1,76 @@
+//! The loop context: what the event loop owns on behalf of every connection and lends to one
+//! connection at a time, for one call (`&mut LoopContext`).
+//!
+//! Rules:
+//! - One loop, one context: there is no global state and no lock. A connection's handler gets the context
+//!   for the length of one call and keeps no reference to it, so the borrow checker shows that no two
+//!   connections touch it at once.
+//! - Buffers that would otherwise exist once per connection live here once: the read buffer every
+//!   connection reads into ([`LoopContext::scratch`]), the buffer ticks are encoded into
+//!   ([`LoopContext::frame`]). A connection keeps only what must outlive the call (an unfinished head).
+//! - Time is not in here: every handler takes `now` as an argument, so tests pass the time they want.
+
+use crate::backplane::Backplane;
+use crate::clock::DateCache;
+use crate::config::Config;
+use crate::http::request::Limits;
+use crate::hub::{self, Hub};
+use crate::jitter::Jitter;
+use crate::metrics::{Counters, Gauges};
+use crate::static_files::StaticFiles;
+use crate::token::ConnKey;
+
+/// Everything the connections share, owned by the server and lent to one connection at a time.
+pub struct LoopContext {
+    pub config: Config,
+    pub files: StaticFiles,
+    pub limits: Limits,
+    /// The one read buffer of the whole server: connections only keep bytes of an unfinished head.
+    pub scratch: Box<[u8]>,
+    /// The one buffer ticks are encoded into before they are written.
+    pub frame: Vec<u8>,
+    pub dates: DateCache,
+    pub jitter: Jitter,
+    pub hub: Hub,
+    /// The Redis backplane, with `--redis`: publishes go there and come back to the hub from there. A
+    /// publish waiting for Redis is named by its connection's key.
+    pub backplane: Option<Backplane<ConnKey>>,
+    pub counters: Counters,
+    pub gauges: Gauges,
+    /// Set while shutting down: the range (ms) over which ending streams spread their clients' returns.
+    pub shutdown_spread_ms: Option<u64>,
+}
+
+impl LoopContext {
+    /// Size of the shared read buffer.
+    pub const SCRATCH_BYTES: usize = 16 * 1024;
+
+    pub fn new(config: Config, files: StaticFiles) -> Result<LoopContext, String> {
+        // A burst may take half of --max-pending-bytes per turn: a reader that keeps up stays under it.
+        let (events, bytes, turn) =
+            (config.replay_events as usize, config.replay_bytes, (config.max_pending_bytes / 2) as usize);
+        let (hub, backplane) = match &config.redis {
+            Some(url) => (Hub::following(events, bytes, turn), Some(Backplane::new(url, events)?)),
+            None => (Hub::with_turn_limit(hub::clock_seed(), events, bytes, turn), None),
+        };
+        Ok(LoopContext {
+            files,
+            limits: Limits { max_head_bytes: config.max_head_bytes as usize },
+            scratch: vec![0; Self::SCRATCH_BYTES].into_boxed_slice(),
+            frame: Vec::with_capacity(256),
+            dates: DateCache::default(),
+            jitter: Jitter::from_entropy(),
+            hub,
+            backplane,
+            config,
+            counters: Counters::default(),
+            gauges: Gauges::default(),
+            shutdown_spread_ms: None,
+        })
+    }
+
+    /// Whether the server is shutting down (every answer then closes its connection).
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown_spread_ms.is_some()
+    }
+}

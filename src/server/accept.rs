@@ -1,0 +1,155 @@
+//! Accepting: taking new connections off the listener without letting a connect storm, a flood past the
+//! cap, or running out of file descriptors hurt the streams already open.
+//!
+//! Rules:
+//! - At most [`ACCEPTS_PER_TURN`] accepts per turn: the ticks of open streams go on during a storm. Cut
+//!   short by the bound, the listener stays marked ready and the next poll does not wait (rule 7).
+//! - Past `--max-connections`, a connection still gets one of [`OVERFLOW_SLOTS`] slots, only to read its
+//!   request and be told to come back later; past those, it is closed at once, so a flood can never take
+//!   the fds that open streams need.
+//! - Out of file descriptors (EMFILE/ENFILE), accepting pauses for [`ACCEPT_PAUSE`]: the pending
+//!   connection stays in the backlog, and retrying at once would spin the loop at 100% CPU. Logged once
+//!   per episode.
+//! - New connections are accepted after the turn's events, so a slot freed in this batch is not reused
+//!   while the batch may still name it (rule 6).
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::Interest;
+use mio::net::TcpStream;
+
+use super::Server;
+use crate::config::OVERFLOW_SLOTS;
+use crate::conn::{Connection, Next};
+use crate::token::ConnKey;
+
+/// Connections accepted per turn at most: a connect storm must not delay the ticks of open streams.
+pub const ACCEPTS_PER_TURN: usize = 256;
+/// How long accepting pauses when the process is out of file descriptors (EMFILE/ENFILE): retrying at
+/// once would spin the loop at 100% CPU, since the pending connection stays in the backlog.
+pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// Listen backlog: connections the kernel completes for us between two accept rounds.
+pub const BACKLOG: i32 = 4096;
+
+impl Server {
+    /// Accepts waiting connections, at most [`ACCEPTS_PER_TURN`] this turn.
+    pub(super) fn accept_pending(&mut self, now: Instant) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        if let Some(until) = self.accept_paused_until {
+            if now < until {
+                return;
+            }
+            self.accept_paused_until = None;
+            self.listener_ready = true; // retry: the backlog may still hold connections
+        }
+        if !self.listener_ready {
+            return;
+        }
+        for _ in 0..ACCEPTS_PER_TURN {
+            match self.listener.accept() {
+                Ok((socket, peer)) => {
+                    if std::mem::take(&mut self.out_of_fds) {
+                        log::info!("accepting again: file descriptors are free");
+                    }
+                    self.admit(socket, peer, now)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.listener_ready = false;
+                    return;
+                }
+                Err(e)
+                    if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
+                Err(e) if is_out_of_fds(&e) => {
+                    // Once per episode: retried every ACCEPT_PAUSE, which must not fill the log.
+                    if !std::mem::replace(&mut self.out_of_fds, true) {
+                        log::warn!("accept: {e}; pausing accepts, retrying every {ACCEPT_PAUSE:?}");
+                    }
+                    self.cx.counters.accept_pauses += 1;
+                    self.accept_paused_until = Some(now + ACCEPT_PAUSE);
+                    return;
+                }
+                Err(e) => {
+                    log::error!("accept: {e}");
+                    self.accept_paused_until = Some(now + ACCEPT_PAUSE);
+                    return;
+                }
+            }
+        }
+        // Bound reached with connections possibly still waiting: `listener_ready` stays set, and the next
+        // poll does not wait.
+    }
+
+    /// Takes a new connection into the slab, within the cap or in an overflow slot, or closes it at once.
+    fn admit(&mut self, socket: TcpStream, peer: SocketAddr, now: Instant) {
+        self.cx.counters.accepted += 1;
+        let overflow = self.conns.len() - self.admitted;
+        let over_capacity = self.admitted >= self.max_connections;
+        if over_capacity && overflow >= OVERFLOW_SLOTS {
+            self.cx.counters.refused_at_accept += 1;
+            if !self.refusing {
+                log::warn!(
+                    "at {} connections and {OVERFLOW_SLOTS} overflow slots busy: closing new connections",
+                    self.admitted
+                );
+                self.refusing = true;
+            }
+            return; // dropping the socket closes it
+        }
+        self.refusing = false;
+        // Ticks are small writes: without TCP_NODELAY, Nagle's algorithm would hold one back until the
+        // previous one is acknowledged (40 ms or more with delayed ACKs).
+        if let Err(e) = socket.set_nodelay(true) {
+            log::debug!("{peer}: set_nodelay: {e}");
+        }
+        if let Some(bytes) = self.cx.config.send_buffer_bytes
+            && let Err(e) = socket2::SockRef::from(&socket).set_send_buffer_size(bytes)
+        {
+            log::debug!("{peer}: set SO_SNDBUF: {e}");
+        }
+        let entry = self.conns.vacant_entry();
+        let key = ConnKey { slot: entry.key() as u32, generation: self.next_generation };
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let mut conn = Connection::new(socket, peer, key, over_capacity, &self.cx.config, now);
+        // READABLE | WRITABLE once, for the connection's whole life: no re-registration per write.
+        if let Err(e) = self.poll.registry().register(
+            conn.socket_mut(),
+            key.token(),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::error!("{peer}: register: {e}");
+            return;
+        }
+        entry.insert(conn);
+        if !over_capacity {
+            self.admitted += 1;
+        }
+        self.cx.gauges.open_connections = self.conns.len() as u64;
+        log::debug!("{peer}: accepted ({} connections)", self.conns.len());
+        self.settle(key, Next::Wait, now); // arm the first-request deadline
+    }
+}
+
+/// A listening socket with our backlog, `SO_REUSEADDR` (restart on the same port while old connections
+/// sit in TIME_WAIT), `SO_REUSEPORT` for workers (each its own listener on one port; the kernel spreads
+/// connections over them) and non-blocking mode.
+pub fn bind_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// EMFILE (process) or ENFILE (system): no file descriptor to accept into.
+fn is_out_of_fds(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(code) if code == 24 || code == 23)
+}
