@@ -6,12 +6,16 @@
 //!
 //! # Layout
 //!
+//! Modules import downward only: no module imports one that imports it back (`tests/layout.rs` checks).
+//!
 //! | module           | its one job                                                                  |
 //! |------------------|------------------------------------------------------------------------------|
 //! | [`config`]       | flags, defaults, validation (`--help` comes from here)                       |
-//! | [`server`]       | the event loop: `Poll`, listener, signals, slab, tokens, accept, timers, fan-out |
-//! | [`conn`]         | one connection's state machine; [`conn::stream`] ticks, heartbeats, catching up; [`conn::outbox`] unsent output |
-//! | [`http`]         | HTTP/1.x: incremental request parsing, query decoding, response heads        |
+//! | [`server`]       | the event loop: `Poll`, signals, slab, timers, fan-out; [`server::bind_listener`] and accepting |
+//! | [`token`]        | tokens: slab slot + generation ([`token::ConnKey`]); the fixed tokens          |
+//! | [`context`]      | [`context::LoopContext`]: what the loop lends each connection for one call   |
+//! | [`conn`]         | one connection: [`conn::state`] the state machine and its diagram; [`conn::stream`] ticks, heartbeats, catching up; [`conn::outbox`] unsent output; [`conn::socket`] the socket it needs |
+//! | [`http`]         | HTTP/1.x: incremental request parsing, query decoding, response heads, [`http::refusal`] |
 //! | [`routes`]       | the table of endpoints: request in, what to answer out; CORS and publish rules |
 //! | [`hub`]          | published events: the id sequence and the replay ring every stream reads     |
 //! | [`sse`]          | SSE frame encoding (pure); [`sse::parser`] a standard-following parser       |

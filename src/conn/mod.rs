@@ -46,8 +46,7 @@ use crate::metrics::CloseReason;
 use crate::token::ConnKey;
 use outbox::{Flush, Outbox};
 pub use socket::Socket;
-pub use state::{PendingPublish, State};
-pub use stream::Stream;
+pub use state::{PendingPublish, State, Stream};
 
 /// Reads one connection may do in one loop turn, so one busy client cannot starve the others.
 pub const MAX_READS_PER_TURN: usize = 16;

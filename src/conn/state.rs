@@ -38,7 +38,6 @@ use std::fmt;
 use std::time::Instant;
 
 use super::Connection;
-use super::stream::Stream;
 use crate::context::LoopContext;
 use crate::http::response::{Cors, Persistence};
 use crate::metrics::CloseReason;
@@ -160,5 +159,39 @@ impl<S> Connection<S> {
             _ => {}
         }
         old
+    }
+}
+
+/// The state of one event stream.
+#[derive(Debug)]
+pub struct Stream {
+    pub opened: Instant,
+    /// When the next tick falls due (`None` when this stream has no ticks).
+    pub next_tick: Option<Instant>,
+    /// This stream's tick interval in ms, 0 for none (the server's, or the client's `?interval_ms=`
+    /// within bounds; flags cap it at a day, so it fits). Kept small: there is one per stream.
+    pub interval_ms: u32,
+    /// Length of each tick's data (`?bytes=`): the time of day, then padding.
+    pub payload_bytes: u32,
+    /// Id of the next published event to send.
+    pub cursor: u64,
+    /// Frames handed to this client whole: ticks and published events.
+    pub events: u64,
+    /// Ticks skipped because output was still pending when they fell due.
+    pub skipped: u32,
+    /// Bytes the client sent after its request (read and discarded).
+    pub input_bytes: u32,
+    /// When to next look at the stream's silence: a heartbeat due, or a write stalled too long (`None`
+    /// when both are off).
+    pub watch_at: Option<Instant>,
+}
+
+impl Stream {
+    /// The earliest of the next tick and the next heartbeat check.
+    pub fn deadline(&self) -> Option<Instant> {
+        match (self.next_tick, self.watch_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
