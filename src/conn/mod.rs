@@ -23,7 +23,7 @@
 //!   parsed; they wait in the kernel's buffers until the client reads its answers.
 //! - Nothing here touches the timer queue or the slab: a handler returns a [`Next`], and the connection's
 //!   wanted deadline is read back by the server through [`Connection::deadline`]. Time is always passed
-//!   in (`now`), never read here, so the unit tests ([`tests`](self)) choose it.
+//!   in (`now`), never read here, so the unit tests (`conn::tests`, a fake socket) choose it.
 
 mod answer;
 pub mod outbox;

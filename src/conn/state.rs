@@ -26,7 +26,7 @@
 //! ```
 //!
 //! Rules:
-//! - Every change of state goes through [`Connection::set_state`]; nothing else assigns the state. It
+//! - Every change of state goes through `Connection::set_state`; nothing else assigns the state. It
 //!   traces `old => new` (at `trace`), and it is the one place that accounts for a stream's life: entering
 //!   `Streaming` counts and logs the stream's opening, leaving it counts and logs its end, whatever the
 //!   cause (the client left, it fell behind, the server shut down).
