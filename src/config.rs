@@ -69,8 +69,21 @@ pub struct Config {
 
     /// Lets any peer publish with `Authorization: Bearer TOKEN` (then required from every peer). Without
     /// it, only loopback peers may publish.
-    #[arg(long)]
+    #[arg(long, value_parser = non_empty_token)]
     pub publish_token: Option<String>,
+
+    /// A host name the server answers to besides loopback names and addresses (repeat for several).
+    /// While the server listens on a loopback address, a request whose `Host` is anything else is refused
+    /// with 421: a web page that rebinds its own DNS name to 127.0.0.1 cannot read the streams or the
+    /// metrics, nor publish. Listening on another address turns the check off.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allowed_hosts: Vec<String>,
+
+    /// Bytes per second that all streams shaped with `?interval_ms=` or `?bytes=` may ask for together
+    /// (each: its tick size over its interval). A shaped stream that would go past it is refused with 503,
+    /// counted in `mio_sse_shaped_refused_total`. 0: no budget.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    pub max_shaped_bytes_per_s: u64,
 
     /// An origin allowed to use the server cross-origin (repeat for several). Its requests get
     /// `Access-Control-Allow-Origin: ORIGIN` and `Access-Control-Allow-Credentials: true` (for
@@ -149,6 +162,15 @@ pub struct Config {
     /// many thousands of clients.
     #[arg(long, default_value = "info")]
     pub log_level: log::LevelFilter,
+}
+
+/// A publish token must not be empty: an empty one would match an `Authorization` header with nothing
+/// after `Bearer ` (or none at all).
+fn non_empty_token(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        return Err("the publish token must not be empty".into());
+    }
+    Ok(value.to_owned())
 }
 
 impl Config {
@@ -233,6 +255,11 @@ mod tests {
         assert!(Config::try_parse_from(["mio-sse", "--listen", "nowhere"]).is_err());
         assert!(Config::try_parse_from(["mio-sse", "--interval-ms", "-1"]).is_err());
         assert!(Config::try_parse_from(["mio-sse", "--log-level", "loud"]).is_err());
+        assert!(
+            Config::try_parse_from(["mio-sse", "--publish-token", ""]).is_err(),
+            "an empty token admits all"
+        );
+        assert!(Config::try_parse_from(["mio-sse", "--publish-token", " "]).is_err());
         assert!(Config::try_parse_from(["mio-sse", "--request-timeout-ms", "0"]).is_err());
         assert!(Config::try_parse_from(["mio-sse", "--interval-ms", "86400001"]).is_err());
         let off = Config::try_parse_from(["mio-sse", "--interval-ms", "0"]).unwrap();

@@ -16,7 +16,8 @@
 //! | [`context`]      | [`context::LoopContext`]: what the loop lends each connection for one call   |
 //! | [`conn`]         | one connection: [`conn::state`] the state machine and its diagram; [`conn::stream`] ticks, heartbeats, catching up; [`conn::outbox`] unsent output; [`conn::socket`] the socket it needs |
 //! | [`http`]         | HTTP/1.x: incremental request parsing, query decoding, response heads, [`http::refusal`] |
-//! | [`routes`]       | the table of endpoints: request in, what to answer out; CORS and publish rules |
+//! | [`routes`]       | the table of endpoints: request in, what to answer out; CORS                  |
+//! | [`trust`]        | who may talk to the server (`Host`) and who may publish (token, loopback, `Origin`) |
 //! | [`hub`]          | published events: the id sequence and the replay ring every stream reads     |
 //! | [`sse`]          | SSE frame encoding (pure); [`sse::parser`] a standard-following parser       |
 //! | [`timer`]        | the timer queue (pure: time is passed in)                                    |
@@ -51,6 +52,7 @@ pub mod static_files;
 pub mod supervisor;
 pub mod timer;
 pub mod token;
+pub mod trust;
 
 use std::io;
 

@@ -127,6 +127,8 @@ pub struct Counters {
     pub errors: u64,
     /// Turns of the event loop (returns from `poll`).
     pub loop_turns: u64,
+    /// Shaped streams refused because they would go past `--max-shaped-bytes-per-s`.
+    pub shaped_refused: u64,
 }
 
 /// Gauges: how things stand now.
@@ -139,13 +141,15 @@ pub struct Gauges {
     pub timer_queue_size: u64,
     pub replay_events: u64,
     pub replay_bytes: u64,
+    /// Bytes per second the open shaped streams ask for together (their tick sizes over their intervals).
+    pub shaped_bytes_per_s: u64,
     /// With `--redis`: 1 while the backplane is connected, else 0 (absent without `--redis`).
     pub backplane_up: Option<u64>,
 }
 
 /// The Prometheus text exposition (format 0.0.4) of every figure.
 pub fn render(c: &Counters, g: &Gauges) -> String {
-    let counters: [(&str, &str, u64); 14] = [
+    let counters: [(&str, &str, u64); 15] = [
         ("mio_sse_accepted_total", "Connections accepted.", c.accepted),
         (
             "mio_sse_accept_pauses_total",
@@ -180,14 +184,24 @@ pub fn render(c: &Counters, g: &Gauges) -> String {
         ("mio_sse_requests_total", "Requests answered.", c.requests),
         ("mio_sse_request_errors_total", "Requests refused with a 4xx or 5xx status.", c.errors),
         ("mio_sse_loop_turns_total", "Turns of the event loop.", c.loop_turns),
+        (
+            "mio_sse_shaped_refused_total",
+            "Shaped streams refused: they would go past --max-shaped-bytes-per-s.",
+            c.shaped_refused,
+        ),
     ];
-    let gauges: [(&str, &str, u64); 6] = [
+    let gauges: [(&str, &str, u64); 7] = [
         ("mio_sse_open_connections", "Open connections.", g.open_connections),
         ("mio_sse_open_streams", "Open event streams.", g.open_streams),
         ("mio_sse_write_queue_bytes", "Bytes waiting in connections' own write queues.", g.write_queue_bytes),
         ("mio_sse_timer_queue_size", "Armed timers.", g.timer_queue_size),
         ("mio_sse_replay_buffer_events", "Published events held for replay.", g.replay_events),
         ("mio_sse_replay_buffer_bytes", "Bytes of published events held for replay.", g.replay_bytes),
+        (
+            "mio_sse_shaped_bytes_per_second",
+            "Tick bytes per second the open shaped streams ask for together.",
+            g.shaped_bytes_per_s,
+        ),
     ];
     let mut out = String::with_capacity(4096);
     for (name, help, value) in counters {

@@ -13,8 +13,9 @@
 //! but only a jittered `retry:` and a close: a browser's `EventSource` treats every other status (503
 //! included) as final and would never come back. Other requests over the cap get 503 with `Retry-After`.
 //!
-//! Who may publish: with `--publish-token`, whoever sends `Authorization: Bearer TOKEN` (401 without the
-//! header, 403 with a wrong token); without it, loopback peers only (403 for others).
+//! Who may talk to the server and who may publish is [`crate::trust`]'s to say: 421 for a `Host` that is
+//! not ours while listening on loopback; 401/403 for a publish without the right token, or from a peer
+//! or a web page that may not.
 
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use crate::http::request::{Method, Request};
 use crate::http::response::Cors;
 use crate::hub;
 use crate::static_files::{Lookup, StaticFile, StaticFiles};
+use crate::trust;
 
 /// The path of the event stream (and of publishing).
 pub const EVENTS_PATH: &str = "/home/events";
@@ -91,6 +93,9 @@ pub fn route<'a>(request: &Request, ctx: Context<'a>) -> Route<'a> {
     if request.has_transfer_encoding {
         return refuse(Refusal::NotImplemented("Transfer-Encoding is not supported"));
     }
+    if !trust::host_allowed(ctx.config, request.host.as_deref()) {
+        return refuse(Refusal::MisdirectedRequest);
+    }
     if request.method == Method::Options {
         return Route::Preflight;
     }
@@ -127,18 +132,10 @@ pub fn route<'a>(request: &Request, ctx: Context<'a>) -> Route<'a> {
 
 /// Checks a publish request: who sends it, its body's size, its event name.
 fn publish<'a>(request: &Request, ctx: Context<'a>) -> Route<'a> {
-    match (&ctx.config.publish_token, &request.authorization) {
-        (Some(_), None) => return refuse(Refusal::Unauthorized),
-        (Some(token), Some(given)) => {
-            let given = given.strip_prefix("Bearer ").unwrap_or("").trim().as_bytes();
-            if !constant_time_eq(given, token.as_bytes()) {
-                return refuse(Refusal::Forbidden("wrong publish token"));
-            }
-        }
-        (None, _) if !ctx.peer_is_loopback => {
-            return refuse(Refusal::Forbidden("only loopback peers may publish (see --publish-token)"));
-        }
-        (None, _) => {}
+    let (authorization, origin, host) =
+        (request.authorization.as_deref(), request.origin.as_deref(), request.host.as_deref());
+    if let Err(refusal) = trust::may_publish(ctx.config, authorization, origin, host, ctx.peer_is_loopback) {
+        return refuse(refusal);
     }
     let Some(length) = request.content_length else {
         return refuse(Refusal::LengthRequired);
@@ -215,12 +212,6 @@ pub fn cors_grant(config: &Config, origin: Option<&str>) -> Option<Cors> {
     } else {
         None
     }
-}
-
-/// Compares two byte strings in time that depends only on their lengths, so that a wrong token's
-/// answer time says nothing about how much of it was right.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -346,13 +337,5 @@ mod tests {
             Some(Cors { origin: "*".into(), credentials: false })
         );
         assert_eq!(cors_grant(&listed, None), None, "no Origin: nothing to grant");
-    }
-
-    #[test]
-    fn constant_time_comparison() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
-        assert!(constant_time_eq(b"", b""));
     }
 }

@@ -9,10 +9,9 @@
 //!   error counted, the answer with the request's CORS grant (so a cross-origin caller can read why).
 //! - While the server shuts down, every answer closes its connection.
 
-use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
 
-use super::{Connection, Next, PendingPublish, Socket, State};
+use super::{Connection, Next, PendingPublish, Socket, State, state};
 use crate::context::LoopContext;
 use crate::http::refusal::Refusal;
 use crate::http::request::{Method, Request};
@@ -20,6 +19,7 @@ use crate::http::response::{self, Answer, Cors, Persistence, Plain};
 use crate::metrics;
 use crate::routes::{self, Route};
 use crate::sse;
+use crate::trust;
 
 /// Range of the `retry:` (ms) sent to event-stream requests over the connection cap: spread over
 /// seconds, so that thousands of refused clients do not all come back in the same instant.
@@ -60,12 +60,22 @@ impl<S: Socket> Connection<S> {
         let ctx = routes::Context {
             files: &cx.files,
             config: &cx.config,
-            peer_is_loopback: is_loopback(self.peer.ip()),
+            peer_is_loopback: trust::is_loopback(self.peer.ip()),
             over_capacity: self.over_capacity,
         };
         match routes::route(request, ctx) {
             Route::EventStream { head_only: false, options } => {
-                self.start_stream(cx, now, options, cors.as_ref())
+                let interval_ms = options.interval.map_or(0, |i| i.as_millis() as u32);
+                let rate = state::shaped_bytes_per_s(&cx.config, interval_ms, options.payload_bytes);
+                let budget = cx.config.max_shaped_bytes_per_s;
+                if rate > 0 && budget > 0 && cx.gauges.shaped_bytes_per_s + rate > budget {
+                    cx.counters.shaped_refused += 1;
+                    let refused =
+                        Refused { target: &request.target, head_only, persistence, cors: cors.as_ref() };
+                    self.refuse(cx, now, Refusal::ShapedBudgetExhausted, Some(&refused));
+                } else {
+                    self.start_stream(cx, now, options, cors.as_ref())
+                }
             }
             Route::EventStream { head_only: true, .. } => {
                 let mut out = Vec::with_capacity(256);
@@ -220,7 +230,8 @@ impl<S: Socket> Connection<S> {
             extra: &[],
             cors: publish.cors.as_ref(),
             head_only: false,
-            persistence: publish.persistence,
+            // A publish that straddles a shutdown is answered, then its connection closes.
+            persistence: if cx.shutting_down() { Persistence::Close } else { publish.persistence },
         };
         self.send_answer(cx, now, &a);
     }
@@ -285,32 +296,5 @@ impl<S: Socket> Connection<S> {
 
     pub(super) fn start_draining(&mut self, cx: &mut LoopContext, now: Instant) {
         self.set_state(State::Draining { deadline: now + cx.config.request_timeout() }, cx, now);
-    }
-}
-
-/// 127.0.0.0/8, ::1, and IPv4-mapped loopback.
-fn is_loopback(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_peers() {
-        for (ip, loopback) in [
-            ("127.0.0.1", true),
-            ("127.8.9.10", true),
-            ("::1", true),
-            ("::ffff:127.0.0.1", true),
-            ("10.0.0.1", false),
-            ("::2", false),
-        ] {
-            assert_eq!(is_loopback(ip.parse().unwrap()), loopback, "{ip}");
-        }
     }
 }

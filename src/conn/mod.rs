@@ -224,11 +224,7 @@ impl<S: Socket> Connection<S> {
                 self.finish_writes(cx, now).into()
             }
             State::AwaitingPublish { .. } => {
-                self.refuse_and_close(
-                    cx,
-                    now,
-                    Refusal::BackplaneUnavailable("the backplane did not answer in time"),
-                );
+                self.refuse_and_close(cx, now, Refusal::PublishOutcomeUnknown);
                 self.finish_writes(cx, now).into()
             }
             State::Streaming(_) => self.on_stream_deadline(cx, now),

@@ -38,9 +38,11 @@ use std::fmt;
 use std::time::Instant;
 
 use super::Connection;
+use crate::config::Config;
 use crate::context::LoopContext;
 use crate::http::response::{Cors, Persistence};
 use crate::metrics::CloseReason;
+use crate::routes::MIN_PAYLOAD_BYTES;
 
 /// The protocol phase of a connection, with the data only that phase needs.
 #[derive(Debug)]
@@ -133,6 +135,7 @@ impl<S> Connection<S> {
                 let replay = cx.hub.next_id().saturating_sub(stream.cursor);
                 cx.counters.streams_opened += 1;
                 cx.gauges.open_streams += 1;
+                cx.gauges.shaped_bytes_per_s += stream.shaped_bytes_per_s(&cx.config);
                 log::info!(
                     "stream from {} opened ({} open){}",
                     self.peer,
@@ -147,6 +150,7 @@ impl<S> Connection<S> {
                 };
                 cx.counters.streams_closed += 1;
                 cx.gauges.open_streams -= 1;
+                cx.gauges.shaped_bytes_per_s -= stream.shaped_bytes_per_s(&cx.config);
                 log::info!(
                     "stream from {} closed after {:.3} s, {} events sent, {} skipped ({why}; {} open)",
                     self.peer,
@@ -187,6 +191,11 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// What this stream takes of `--max-shaped-bytes-per-s` (see [`shaped_bytes_per_s`]).
+    pub fn shaped_bytes_per_s(&self, config: &Config) -> u64 {
+        shaped_bytes_per_s(config, self.interval_ms, self.payload_bytes)
+    }
+
     /// The earliest of the next tick and the next heartbeat check.
     pub fn deadline(&self) -> Option<Instant> {
         match (self.next_tick, self.watch_at) {
@@ -194,4 +203,17 @@ impl Stream {
             (a, b) => a.or(b),
         }
     }
+}
+
+/// The tick bytes per second a stream asks for if the client shaped it (`?interval_ms=`, `?bytes=`),
+/// else 0. Computed the same way when the stream opens and when it ends, so the budget is given back
+/// exactly.
+pub fn shaped_bytes_per_s(config: &Config, interval_ms: u32, payload_bytes: u32) -> u64 {
+    let default_ms = config.tick_interval().map_or(0, |i| i.as_millis() as u64);
+    let shaped = u64::from(interval_ms) != default_ms || payload_bytes != MIN_PAYLOAD_BYTES;
+    if !shaped || interval_ms == 0 {
+        return 0;
+    }
+    // A tick's frame is `data: ` + the payload + a blank line.
+    (u64::from(payload_bytes) + 8) * 1000 / u64::from(interval_ms)
 }

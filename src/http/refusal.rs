@@ -31,6 +31,8 @@ pub enum Refusal {
     Forbidden(&'static str),
     /// `404`: no such file.
     NotFound,
+    /// `421`: the `Host` is not one this server answers to (see [`crate::trust`]).
+    MisdirectedRequest,
     /// `405`: the path exists but not for this method; `allow` lists the methods it takes.
     MethodNotAllowed { reason: &'static str, allow: &'static str },
     /// `408`: the request did not arrive whole within `--request-timeout-ms`.
@@ -49,6 +51,10 @@ pub enum Refusal {
     OverCapacity,
     /// `503`: the backplane (Redis) is down or did not take the event; the text says which.
     BackplaneUnavailable(&'static str),
+    /// `503`: shaped streams already ask for all of `--max-shaped-bytes-per-s`.
+    ShapedBudgetExhausted,
+    /// `504`: Redis did not answer a publish in time: the event may or may not be delivered.
+    PublishOutcomeUnknown,
     /// `505`: not HTTP/1.0 or HTTP/1.1.
     VersionNotSupported,
 }
@@ -81,6 +87,23 @@ impl Refusal {
             Refusal::Forbidden(why) => (403, why, None, false, Warn),
             Refusal::NotFound => (404, "no such file", None, true, Info),
             Refusal::MethodNotAllowed { reason, allow } => (405, reason, Some(("Allow", allow)), true, Info),
+            Refusal::MisdirectedRequest => {
+                (421, "this server does not answer to that Host (see --allow-host)", None, false, Warn)
+            }
+            Refusal::ShapedBudgetExhausted => (
+                503,
+                "shaped streams already use the server's budget (--max-shaped-bytes-per-s)",
+                Some(("Retry-After", RETRY_AFTER_S)),
+                false,
+                Debug,
+            ),
+            Refusal::PublishOutcomeUnknown => (
+                504,
+                "Redis did not answer in time: the event may still be delivered (publish is at-least-once)",
+                None,
+                false,
+                Warn,
+            ),
             Refusal::RequestTimeout => (408, "request not complete in time", None, false, Warn),
             Refusal::LengthRequired => (411, "publishing needs a Content-Length", None, false, Warn),
             Refusal::ContentTooLarge => (413, "the body is larger than --max-body-bytes", None, false, Warn),
@@ -152,6 +175,9 @@ mod tests {
             Refusal::OverCapacity,
             Refusal::BackplaneUnavailable("x"),
             Refusal::VersionNotSupported,
+            Refusal::MisdirectedRequest,
+            Refusal::ShapedBudgetExhausted,
+            Refusal::PublishOutcomeUnknown,
         ];
         for refusal in all {
             let m = refusal.meaning();

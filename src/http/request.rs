@@ -67,6 +67,8 @@ pub struct Request {
     pub authorization: Option<String>,
     /// `Origin`, as sent (cross-origin requests).
     pub origin: Option<String>,
+    /// `Host`, as sent (required of HTTP/1.1).
+    pub host: Option<String>,
 }
 
 impl Request {
@@ -212,7 +214,7 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<Request, RequestError> {
     let mut keep_alive = minor_version == 1;
     let mut content_length = None;
     let mut has_transfer_encoding = false;
-    let mut hosts = 0;
+    let (mut hosts, mut host) = (0, None);
     let (mut expect_continue, mut last_event_id, mut authorization, mut origin) = (false, None, None, None);
     let text = |value: &[u8]| String::from_utf8(value.to_vec()).ok();
     for header in req.headers.iter() {
@@ -235,6 +237,7 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<Request, RequestError> {
             has_transfer_encoding = true;
         } else if name.eq_ignore_ascii_case("host") {
             hosts += 1;
+            host = text(header.value);
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue = header.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case("last-event-id") {
@@ -263,6 +266,7 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<Request, RequestError> {
         last_event_id,
         authorization,
         origin,
+        host,
     })
 }
 

@@ -33,15 +33,15 @@ fn a_publish_waits_for_redis_and_so_do_the_requests_behind_it() {
 }
 
 #[test]
-fn redis_not_answering_in_time_gets_503_and_a_late_answer_changes_nothing() {
+fn redis_not_answering_in_time_gets_504_outcome_unknown_and_a_late_answer_changes_nothing() {
     let mut h = with_backplane();
     h.arrive(&post("/home/events", "hello"));
     h.readable();
     assert_eq!(h.state(), "AwaitingPublish");
     h.fire_deadline();
     let out = h.take_written();
-    assert!(out.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{out}");
-    assert!(out.contains("Retry-After: "), "{out}");
+    assert!(out.starts_with("HTTP/1.1 504 Gateway Timeout\r\n"), "{out}");
+    assert!(out.contains("may still be delivered"), "the publisher is told the truth: {out}");
     assert!(out.contains("Connection: close\r\n"), "{out}");
     let closing = h.state();
     assert_eq!(closing, "Lingering");
@@ -73,4 +73,17 @@ fn with_redis_down_a_publish_is_refused_at_once() {
     assert!(out.starts_with("HTTP/1.1 503"), "{out}");
     assert!(out.contains("the backplane (Redis) is down"), "{out}");
     assert_eq!(h.state(), "Lingering");
+}
+
+#[test]
+fn a_publish_answered_during_shutdown_closes_its_connection() {
+    let mut h = with_backplane();
+    h.arrive(&post("/home/events", "hello"));
+    h.readable();
+    assert_eq!(h.state(), "AwaitingPublish");
+    h.cx.shutdown_spread_ms = Some(2000); // SIGTERM arrives while Redis has the publish
+    h.conn.publish_answered(&mut h.cx, h.now, Ok(7));
+    let out = h.take_written();
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n") && out.contains("Connection: close\r\n"), "{out}");
+    assert_eq!(h.state(), "Lingering", "not kept alive: the shutdown is not held up");
 }

@@ -152,3 +152,40 @@ fn a_write_to_a_vanished_peer_closes_the_stream() {
     h.socket().write_error = Some(std::io::ErrorKind::BrokenPipe);
     assert_eq!(h.fire_deadline(), Next::Close(CloseReason::PeerReset));
 }
+
+#[test]
+fn shaped_streams_share_a_server_wide_budget_given_back_when_they_end() {
+    // Each asks (1000 + 8) bytes every 10 ms: 100,800 B/s. The budget holds two.
+    let args = ["--max-shaped-bytes-per-s", "250000", "--min-interval-ms", "10"];
+    let shaped = get("/home/events?interval_ms=10&bytes=1000");
+    let mut first = Harness::new(&args);
+    first.arrive(&shaped);
+    first.readable();
+    assert_eq!(first.state(), "Streaming");
+    assert_eq!(first.cx.gauges.shaped_bytes_per_s, 100_800);
+    // The same loop context serves the next connections: move it over.
+    let mut second = Harness::new(&args);
+    std::mem::swap(&mut second.cx, &mut first.cx);
+    second.arrive(&shaped);
+    second.readable();
+    assert_eq!(second.state(), "Streaming");
+    let mut third = Harness::new(&args);
+    std::mem::swap(&mut third.cx, &mut second.cx);
+    third.arrive(&shaped);
+    third.readable();
+    let out = third.take_written();
+    assert!(out.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{out}");
+    assert!(out.contains("--max-shaped-bytes-per-s"), "{out}");
+    assert_eq!(third.cx.counters.shaped_refused, 1);
+    // An unshaped stream is not counted and never refused by the budget.
+    let mut plain = Harness::new(&args);
+    std::mem::swap(&mut plain.cx, &mut third.cx);
+    plain.arrive(&get("/home/events"));
+    plain.readable();
+    assert_eq!(plain.state(), "Streaming");
+    assert_eq!(plain.cx.gauges.shaped_bytes_per_s, 201_600);
+    // A shaped stream ending gives its share back.
+    std::mem::swap(&mut first.cx, &mut plain.cx);
+    first.close(Next::Close(CloseReason::PeerClosed));
+    assert_eq!(first.cx.gauges.shaped_bytes_per_s, 100_800);
+}
