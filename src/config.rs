@@ -92,8 +92,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
 
     /// Publish through Redis and receive every publish from it (`redis://HOST:PORT[/PREFIX]`, an IP
-    /// address), so that several instances deliver the same events with the same ids. See README,
-    /// "Scaling out".
+    /// address), so that several instances deliver the same events with the same ids. See
+    /// docs/scaling-out.md.
     #[arg(long)]
     pub redis: Option<String>,
 
