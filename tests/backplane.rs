@@ -49,7 +49,7 @@ fn instance(redis: &Redis, extra: &[&str]) -> Server {
     let mut args = vec!["--redis", &url, "--interval-ms", "0"];
     args.extend_from_slice(extra);
     let server = Server::start(&args);
-    server.wait_for_log("backplane: connected to Redis");
+    server.wait_for_metric("mio_sse_backplane_up", |v| v == 1);
     server
 }
 
@@ -93,13 +93,13 @@ fn without_redis_streams_go_on_publishes_get_503_and_delivery_resumes_when_it_is
     let mut redis = Redis::start();
     let url = redis.url();
     let a = Server::start(&["--redis", &url, "--interval-ms", "100"]);
-    a.wait_for_log("backplane: connected to Redis");
+    a.wait_for_metric("mio_sse_backplane_up", |v| v == 1);
     let mut stream = a.open_stream();
     read_until(&mut stream, |b| count_frames(b) >= 3);
     let before = publish_id(&a, "before");
     assert_eq!(read_events(&mut stream, 1)[0].0, before);
     redis.stop();
-    a.wait_for_log("backplane: lost Redis");
+    a.wait_for_metric("mio_sse_backplane_up", |v| v == 0);
     // The stream keeps ticking, publishes are refused clearly, metrics say so.
     let ticks = read_until(&mut stream, |b| b.windows(2).filter(|w| w == b"\n\n").count() >= 3);
     assert!(String::from_utf8_lossy(&ticks).contains("data: "));
@@ -145,7 +145,7 @@ fn workers_share_one_port_and_a_killed_worker_is_restarted() {
     // Kill worker 0: the supervisor restarts it.
     let status = std::process::Command::new("kill").args(["-KILL", &pid(&started[0])]).status().unwrap();
     assert!(status.success());
-    supervisor.wait_for_log("worker 0 (pid");
+    // (The log says so: this is about processes, and a scrape would reach only one of them.)
     supervisor.wait_for_log_matching("worker 0 started again", |l| {
         l.contains("worker 0 started") && !l.contains(&pid(&started[0]))
     });
@@ -170,16 +170,18 @@ fn more_than_one_worker_needs_redis() {
 fn a_signal_to_the_supervisor_drains_every_worker() {
     let redis = Redis::start();
     let url = redis.url();
+    // Serving means both workers were started: the supervisor starts all before it looks at signals.
     let mut supervisor = Server::start(&["--redis", &url, "--workers", "2", "--interval-ms", "100"]);
-    supervisor.wait_for_log("worker 1 started");
     let mut stream = supervisor.open_stream();
     read_until(&mut stream, |b| count_frames(b) >= 3);
     supervisor.signal("TERM");
     // The stream's worker ends it with a retry: and closes; every worker stops; the supervisor exits 0.
     let rest = support::read_to_close(&mut stream);
     assert!(String::from_utf8_lossy(&rest).contains("retry: "), "{}", String::from_utf8_lossy(&rest));
+    // It exits 0 only once every worker stopped: nothing serves the port any more.
     assert_eq!(supervisor.wait_exit(), Some(0));
-    supervisor.wait_for_log("all workers stopped");
+    let refused = TcpStream::connect(supervisor.addr).map(|_| ()).map_err(|e| e.kind());
+    assert_eq!(refused, Err(std::io::ErrorKind::ConnectionRefused), "a worker still listens");
 }
 
 #[test]

@@ -445,7 +445,7 @@ fn the_eventsource_library_honours_retry_and_resumes_with_last_event_id_after_a_
     client.wait_until("the event published after the restart", |lines| {
         lines.iter().any(|l| l.is_event() && l.str("lastEventId") == after.to_string())
     });
-    second.wait_for_log("opened");
+    second.wait_for_metric("mio_sse_streams_opened_total", |v| v >= 1);
 
     let events: Vec<(&str, &str, &str)> =
         client.events().iter().map(|l| (l.str("type"), l.str("data"), l.str("lastEventId"))).collect();

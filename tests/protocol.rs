@@ -376,8 +376,7 @@ fn a_stream_that_falls_behind_the_buffer_is_closed_and_learns_what_it_lost() {
     socket.connect(&server.addr.into()).unwrap();
     let mut slow: TcpStream = socket.into();
     slow.write_all(b"GET /home/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let me = slow.local_addr().unwrap();
-    server.wait_for_log(&format!("stream from {me} opened"));
+    server.wait_for_metric("mio_sse_open_streams", |v| v == 1);
     // 200 events of 1 KiB: far more than the kernel buffers hold, and ten times the replay ring.
     let payload = "y".repeat(1024);
     let mut first = None;
@@ -385,8 +384,8 @@ fn a_stream_that_falls_behind_the_buffer_is_closed_and_learns_what_it_lost() {
         let id = publish_ok(&server, "", &payload);
         first.get_or_insert(id);
     }
-    let line = server.wait_for_log(&format!("stream from {me} closed"));
-    assert!(line.contains("fell behind"), "{line}");
+    let m = server.wait_for_metrics("the stream closed", |m| m.get("mio_sse_open_streams") == Some(0));
+    assert_eq!(m.value(r#"mio_sse_closed_total{reason="fell_behind"}"#), 1, "{}", m.text);
     // What it had received before the close is whole frames; it comes back with its last id.
     let got = read_to_close(&mut slow);
     let events = parse_events(&split_head(&got).1);

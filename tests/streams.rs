@@ -91,11 +91,12 @@ fn a_client_that_hangs_up_without_sending_is_reaped() {
     let server = Server::start(&["--interval-ms", "3600000"]);
     let mut stream = server.open_stream();
     read_frames(&mut stream, 1);
-    let me = stream.local_addr().unwrap();
-    server.wait_for_log(&format!("stream from {me} opened"));
+    let peer_closed = r#"mio_sse_closed_total{reason="peer_closed"}"#;
+    let before = server.wait_for_metrics("the stream open", |m| m.get("mio_sse_open_streams") == Some(1));
     drop(stream);
-    let line = server.wait_for_log(&format!("stream from {me} closed"));
-    assert!(line.contains("1 events sent") && line.contains("(peer closed;"), "{line}");
+    let m = server.wait_for_metrics("the stream reaped", |m| m.get("mio_sse_open_streams") == Some(0));
+    assert_eq!(m.value(peer_closed), before.value(peer_closed) + 1, "closed as the peer leaving: {}", m.text);
+    assert_eq!(m.value("mio_sse_events_sent_total"), 1, "its one tick, no more: {}", m.text);
 }
 
 #[test]
@@ -104,29 +105,32 @@ fn a_client_that_resets_is_reaped() {
     let stream = server.open_stream();
     let mut reader = stream.try_clone().unwrap();
     read_until(&mut reader, |b| count_frames(b) >= 1);
-    let me = stream.local_addr().unwrap();
+    let gone = |m: &support::Metrics| {
+        m.value(r#"mio_sse_closed_total{reason="peer_reset"}"#)
+            + m.value(r#"mio_sse_closed_total{reason="peer_closed"}"#)
+    };
+    let before = server.wait_for_metrics("the stream open", |m| m.get("mio_sse_open_streams") == Some(1));
     // SO_LINGER 0: close sends RST instead of FIN.
     socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO)).unwrap();
     drop(stream);
     drop(reader);
-    let line = server.wait_for_log(&format!("stream from {me} closed"));
-    assert!(line.contains("(peer reset;") || line.contains("(peer closed;"), "{line}");
+    let after = server.wait_for_metrics("the stream reaped", |m| m.get("mio_sse_open_streams") == Some(0));
+    assert_eq!(gone(&after), gone(&before) + 1, "closed as the peer leaving: {}", after.text);
 }
 
 #[test]
 fn a_slow_reader_gets_whole_frames_in_order_and_skipped_ticks_are_counted() {
     // A tick every millisecond into a client with a tiny receive buffer that does not read: the kernel
     // buffers fill, writes stop short or would block, and ticks must be skipped, not piled up.
-    let server =
-        Server::start(&["--interval-ms", "1", "--send-buffer-bytes", "4096", "--log-level", "debug"]);
+    let server = Server::start(&["--interval-ms", "1", "--send-buffer-bytes", "4096"]);
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.set_recv_buffer_size(2048).unwrap();
     socket.connect(&server.addr.into()).unwrap();
     let mut stream: TcpStream = socket.into();
     stream.write_all(b"GET /home/events HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
-    let me = stream.local_addr().unwrap();
-    // Not reading until the server says it had to skip a tick for us because bytes were still unsent.
-    server.wait_for_log(&format!("{me}: tick skipped"));
+    // Not reading until the server counts a tick skipped (for us: the only stream) because bytes were
+    // still unsent.
+    server.wait_for_metric("mio_sse_ticks_skipped_total", |v| v > 0);
     let started = Instant::now();
     let got = read_until(&mut stream, |b| count_frames(b) >= 3000);
     let (head, body) = split_head(&got);
@@ -139,10 +143,14 @@ fn a_slow_reader_gets_whole_frames_in_order_and_skipped_ticks_are_counted() {
     let times: Vec<u64> = frames[..whole].iter().map(|f| tick_ms(f)).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1] || w[0] > 86_000_000), "frames out of order");
     drop(stream);
-    let line = server.wait_for_log(&format!("stream from {me} closed"));
-    let skipped: u64 = line.split(" skipped").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
-    assert!(skipped > 0, "ticks were skipped while the client did not read: {line}");
-    eprintln!("read {} frames in {:?} after the stall; {line}", frames.len(), started.elapsed());
+    let m = server.wait_for_metrics("the stream reaped", |m| m.get("mio_sse_open_streams") == Some(0));
+    let (sent, skipped) = (m.value("mio_sse_events_sent_total"), m.value("mio_sse_ticks_skipped_total"));
+    assert!(skipped > 0, "ticks were skipped while the client did not read");
+    eprintln!(
+        "read {} frames in {:?} after the stall; {sent} ticks sent, {skipped} skipped",
+        frames.len(),
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -154,7 +162,12 @@ fn two_thousand_concurrent_streams_each_get_their_ticks() {
         let got = read_until(stream, |b| count_frames(b) > PREAMBLE.len());
         assert!(has_head(&got));
     }
-    server.wait_for_log(&format!("({STREAMS} open)"));
+    server.wait_for_metric("mio_sse_open_streams", |v| v == STREAMS as u64);
+    let gone = |m: &support::Metrics| {
+        m.value(r#"mio_sse_closed_total{reason="peer_reset"}"#)
+            + m.value(r#"mio_sse_closed_total{reason="peer_closed"}"#)
+    };
+    let before = gone(&server.metrics());
     // Every stream gets its next tick too: the loop serves all of them, not just the first few.
     for stream in &mut streams {
         let got = read_until(stream, |b| b.ends_with(b"\n\n"));
@@ -162,7 +175,9 @@ fn two_thousand_concurrent_streams_each_get_their_ticks() {
         assert!(text.split_inclusive("\n\n").all(is_tick), "{text:?}");
     }
     drop(streams);
-    server.wait_for_log("(peer closed; 0 open)");
+    let after = server.wait_for_metrics("every stream reaped", |m| m.get("mio_sse_open_streams") == Some(0));
+    // Each left with a FIN, or a reset where a tick arrived unread: either way, as the peer leaving.
+    assert_eq!(gone(&after), before + STREAMS as u64, "{}", after.text);
 }
 
 #[test]
@@ -189,14 +204,13 @@ fn curl_receives_ticks() {
 #[test]
 fn with_ticks_off_a_silent_stream_gets_heartbeats() {
     let server = Server::start(&["--interval-ms", "0", "--heartbeat-ms", "100"]);
-    assert!(server.log_lines().iter().any(|l| l.contains("ticks off")));
     let mut stream = server.open_stream();
     let frames = read_frames(&mut stream, 3);
     assert!(frames.iter().all(|f| f == ": heartbeat\n\n"), "only heartbeats, no ticks: {frames:?}");
-    let me = stream.local_addr().unwrap();
     drop(stream);
-    let line = server.wait_for_log(&format!("stream from {me} closed"));
-    assert!(line.contains("0 events sent"), "{line}");
+    let m = server.wait_for_metrics("the stream reaped", |m| m.get("mio_sse_open_streams") == Some(0));
+    assert_eq!(m.value("mio_sse_events_sent_total"), 0, "no event sent: {}", m.text);
+    assert!(m.value("mio_sse_heartbeats_total") >= 3, "{}", m.text);
 }
 
 #[test]

@@ -1,9 +1,12 @@
-//! Test helpers shared by the integration tests: start the real `mio-sse` binary on a free port, watch its
-//! log, and talk to it over real sockets.
+//! Test helpers shared by the integration tests: start the real `mio-sse` binary on a free port, talk to
+//! it over real sockets, and read its `/metrics`.
 //!
 //! Rules the helpers keep (so that tests stay honest on a shared, noisy machine):
 //! - never one bare `read()` and never a bare `sleep`: read until a condition holds or a deadline passes;
-//! - every wait has a deadline, and a failed wait says what it was waiting for and shows the server's log.
+//! - every wait has a deadline, and a failed wait says what it was waiting for and shows the server's log;
+//! - what a test checks is what a client can see: bytes on the wire, and `/metrics` (polled until it
+//!   says what is expected). The log is output for people; a test waits on it only where the log line
+//!   is the very thing tested, or where it speaks of processes (the supervisor's workers).
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -30,27 +33,59 @@ struct Log {
 
 impl Server {
     /// Starts the server binary with `args`, on a free loopback port unless `args` has `--listen`, and
-    /// waits for its "listening on" line.
+    /// waits until its loop serves connections (see [`Server::wait_ready`]).
     pub fn start(args: &[&str]) -> Server {
         Self::start_in(args, None)
     }
 
     /// Like [`Server::start`], with the process's working directory set to `dir`.
     pub fn start_in(args: &[&str], dir: Option<&std::path::Path>) -> Server {
-        Self::launch(Command::new(env!("CARGO_BIN_EXE_mio-sse")), args, dir)
+        Self::launch(|| Command::new(env!("CARGO_BIN_EXE_mio-sse")), args, dir)
     }
 
     /// Like [`Server::start`], in a process whose open-file limit is `nofile` (soft and hard).
     pub fn start_with_fd_limit(args: &[&str], nofile: u64) -> Server {
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_mio-sse")]);
-        Self::launch(cmd, args, None)
+        let make = || {
+            let mut cmd = Command::new("sh");
+            let script = format!("ulimit -n {nofile} && exec \"$0\" \"$@\"");
+            cmd.args(["-c", &script, env!("CARGO_BIN_EXE_mio-sse")]);
+            cmd
+        };
+        Self::launch(make, args, None)
     }
 
-    fn launch(mut cmd: Command, args: &[&str], dir: Option<&std::path::Path>) -> Server {
-        if !args.contains(&"--listen") {
-            cmd.args(["--listen", "127.0.0.1:0"]);
+    /// Starts the process `make` builds and waits until it serves. Without `--listen` in `args`, the port
+    /// is one that was free a moment ago: should another process take it first, the server cannot bind
+    /// and exits, and a new port is tried (a few times).
+    fn launch(make: impl Fn() -> Command, args: &[&str], dir: Option<&std::path::Path>) -> Server {
+        let given = args.iter().position(|a| *a == "--listen").map(|i| {
+            let addr: SocketAddr = args.get(i + 1).and_then(|a| a.parse().ok()).expect("--listen ADDR");
+            assert_ne!(addr.port(), 0, "with --listen, give the port: the tests find the server by it");
+            addr
+        });
+        let mut failures = Vec::new();
+        for _ in 0..5 {
+            let addr = given.unwrap_or_else(free_port);
+            let mut cmd = make();
+            if given.is_none() {
+                cmd.args(["--listen", &addr.to_string()]);
+            }
+            let mut server = Self::spawn(cmd, addr, args, dir);
+            match server.wait_ready() {
+                Ok(()) => return server,
+                Err(why) if given.is_none() && why.starts_with("exited") => {
+                    failures.push(format!("on {addr}: {why}; log:\n{}", server.log_lines().join("\n")));
+                }
+                Err(why) => panic!(
+                    "the server did not start on {addr}: {why}; log:\n{}",
+                    server.log_lines().join("\n")
+                ),
+            }
         }
+        panic!("the server did not start on any of 5 free ports:\n{}", failures.join("\n"));
+    }
+
+    fn spawn(mut cmd: Command, addr: SocketAddr, args: &[&str], dir: Option<&std::path::Path>) -> Server {
         if !args.contains(&"--static-dir") && dir.is_none() {
             cmd.args(["--static-dir", concat!(env!("CARGO_MANIFEST_DIR"), "/static")]);
         }
@@ -72,11 +107,36 @@ impl Server {
                 sink.grew.notify_all();
             }
         });
-        let mut server = Server { child, addr: "0.0.0.0:0".parse().unwrap(), log };
-        let line = server.wait_for_log("listening on http://");
-        let addr = line.rsplit("http://").next().unwrap().split_whitespace().next().unwrap();
-        server.addr = addr.trim_end_matches('/').parse().expect("address in the listening line");
-        server
+        Server { child, addr, log }
+    }
+
+    /// Waits until the server's loop serves: a connection to it is accepted, and when this side closes
+    /// without a word, the server closes it too (it read the EOF). A listening socket alone would accept
+    /// the connection into its backlog before any loop runs; the close proves the loop. The probe leaves
+    /// nothing behind in the server but counts: one connection accepted and one closed as `peer_closed`
+    /// (its fd is gone before this side reads the EOF). Fails if the process exits first.
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + PATIENCE;
+        let mut last = String::from("no connection yet");
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Err(format!("exited ({status}) before it served"));
+            }
+            if let Ok(mut probe) = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)) {
+                let _ = probe.shutdown(std::net::Shutdown::Write);
+                let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+                probe.set_read_timeout(Some(left)).unwrap();
+                match probe.read(&mut [0u8; 64]) {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => last = format!("the probe got {n} bytes instead of a close"),
+                    Err(e) => last = format!("the probe's read failed: {e}"),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("not serving on {} within {PATIENCE:?} ({last})", self.addr));
+            }
+            std::thread::sleep(Duration::from_millis(10)); // polling a condition, with a deadline
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -171,6 +231,184 @@ impl Server {
     pub fn open_fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid())).unwrap().count()
     }
+
+    /// One scrape of `/metrics` on a fresh connection (closed after the answer, so the server counts it
+    /// `finished`). Panics unless the answer is a 200.
+    pub fn metrics(&self) -> Metrics {
+        scrape_once(self.addr, Instant::now() + PATIENCE)
+            .unwrap_or_else(|e| panic!("GET /metrics: {e}; log:\n{}", self.log_lines().join("\n")))
+    }
+
+    /// Scrapes `/metrics` until the sample `name` (labels included, as exposed:
+    /// `mio_sse_closed_total{reason="slow_reader"}`) has a value that satisfies `pred`; returns it.
+    /// Metrics are per process: with `--workers`, each scrape lands on whichever worker accepts it.
+    pub fn wait_for_metric(&self, name: &str, pred: impl Fn(u64) -> bool) -> u64 {
+        self.wait_for_metrics(name, |m| m.get(name).is_some_and(&pred)).value(name)
+    }
+
+    /// Scrapes `/metrics` until one scrape satisfies `pred`; returns that scrape. A scrape that is not
+    /// answered 200 (the server over its connection cap answers 503) counts as not yet.
+    pub fn wait_for_metrics(&self, what: &str, pred: impl Fn(&Metrics) -> bool) -> Metrics {
+        let addr = self.addr;
+        poll_metrics(what, &self.log, pred, |deadline| scrape_once(addr, deadline))
+    }
+
+    /// A kept-alive connection for scraping `/metrics` again and again, accepted by the time this
+    /// returns.
+    pub fn scraper(&self) -> Scraper {
+        let mut scraper = Scraper { stream: self.connect(), pending: Vec::new(), log: Arc::clone(&self.log) };
+        scraper.scrape();
+        scraper
+    }
+}
+
+/// A loopback address whose port was free a moment ago.
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// One scrape of `/metrics`: every sample, by its name with labels, as the server exposed it.
+pub struct Metrics {
+    pub text: String,
+}
+
+impl Metrics {
+    /// The value of the sample `name` (`mio_sse_open_streams`, `mio_sse_closed_total{reason="finished"}`),
+    /// if the scrape has it.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.text
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| line.rsplit_once(' '))
+            .find(|(sample, _)| *sample == name)
+            .map(|(_, value)| value.parse().unwrap_or_else(|_| panic!("{name} has value {value:?}")))
+    }
+
+    /// Like [`Metrics::get`], failing the test if the sample is missing.
+    pub fn value(&self, name: &str) -> u64 {
+        self.get(name).unwrap_or_else(|| panic!("no sample {name} in the scrape:\n{}", self.text))
+    }
+}
+
+/// A connection kept alive for scraping `/metrics` again and again. Accepted once, it can scrape while
+/// the server cannot accept (out of file descriptors, shutting down), and it adds no connection to what
+/// it measures; while it waits between requests it is an idle keep-alive connection.
+pub struct Scraper {
+    stream: TcpStream,
+    pending: Vec<u8>,
+    log: Arc<Log>,
+}
+
+impl Scraper {
+    /// One scrape; panics unless it is answered 200.
+    pub fn scrape(&mut self) -> Metrics {
+        self.try_scrape(Instant::now() + PATIENCE).unwrap_or_else(|e| {
+            panic!("GET /metrics: {e}; log:\n{}", self.log.lines.lock().unwrap().join("\n"))
+        })
+    }
+
+    /// Scrapes until the sample `name` satisfies `pred` (as [`Server::wait_for_metric`]); returns it.
+    pub fn wait_for_metric(&mut self, name: &str, pred: impl Fn(u64) -> bool) -> u64 {
+        let log = Arc::clone(&self.log);
+        let metrics = poll_metrics(name, &log, |m| m.get(name).is_some_and(&pred), |d| self.try_scrape(d));
+        metrics.value(name)
+    }
+
+    /// The connection, to read what the server does with it.
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    fn try_scrape(&mut self, deadline: Instant) -> Result<Metrics, String> {
+        self.stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+            .map_err(|e| format!("write: {e}"))?;
+        let complete = |b: &[u8]| {
+            let end = find(b, b"\r\n\r\n")?;
+            let head = String::from_utf8_lossy(&b[..end]);
+            let length: usize =
+                head.lines().find_map(|l| l.strip_prefix("Content-Length: "))?.trim().parse().ok()?;
+            (b.len() >= end + 4 + length).then_some(end + 4 + length)
+        };
+        let mut buf = [0u8; 16 * 1024];
+        let len = loop {
+            if let Some(len) = complete(&self.pending) {
+                break len;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!("no whole answer in time: {:?}", String::from_utf8_lossy(&self.pending)));
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Err(format!("closed: {:?}", String::from_utf8_lossy(&self.pending))),
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("read: {e}")),
+            }
+        };
+        let answer: Vec<u8> = self.pending.drain(..len).collect();
+        parse_scrape(&answer)
+    }
+}
+
+/// Scrapes with `scrape` until `pred` holds or [`PATIENCE`] passes; a failed wait shows the last scrape
+/// (or why it failed) and the server's log.
+fn poll_metrics(
+    what: &str,
+    log: &Log,
+    pred: impl Fn(&Metrics) -> bool,
+    mut scrape: impl FnMut(Instant) -> Result<Metrics, String>,
+) -> Metrics {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let last = match scrape(deadline) {
+            Ok(metrics) if pred(&metrics) => return metrics,
+            Ok(metrics) => metrics.text,
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            panic!(
+                "/metrics never showed {what:?} within {PATIENCE:?}; last scrape:\n{last}\nlog:\n{}",
+                log.lines.lock().unwrap().join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20)); // polling a condition, with a deadline
+    }
+}
+
+/// `GET /metrics` on a new connection that asks to be closed after the answer, read to the close.
+fn scrape_once(addr: SocketAddr, deadline: Instant) -> Result<Metrics, String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("no close in time: {:?}", String::from_utf8_lossy(&answer)));
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+    parse_scrape(&answer)
+}
+
+/// The body of a 200 answer to `GET /metrics`.
+fn parse_scrape(answer: &[u8]) -> Result<Metrics, String> {
+    let text = String::from_utf8_lossy(answer);
+    if !text.starts_with("HTTP/1.1 200 ") {
+        return Err(format!("answered {:?}", text.lines().next().unwrap_or_default()));
+    }
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    Ok(Metrics { text: body.to_owned() })
 }
 
 impl Drop for Server {
