@@ -85,9 +85,7 @@ fn strip_port(host: &str) -> &str {
 fn is_loopback_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     let lower = lower.strip_suffix('.').unwrap_or(&lower); // a fully qualified `localhost.`
-    lower == "localhost"
-        || lower.ends_with(".localhost")
-        || lower.parse::<IpAddr>().is_ok_and(is_loopback)
+    lower == "localhost" || lower.ends_with(".localhost") || lower.parse::<IpAddr>().is_ok_and(is_loopback)
 }
 
 /// 127.0.0.0/8, ::1, and IPv4-mapped loopback.

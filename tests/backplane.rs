@@ -11,7 +11,7 @@ use support::{Redis, Server, count_frames, exchange, find, read_until, split_hea
 /// Publishes `body` on `server`; returns (status, answer body).
 fn publish(server: &Server, body: &str) -> (u16, String) {
     let raw = format!(
-        "POST /home/events HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /home/events HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let got = exchange(server, raw.as_bytes());
@@ -82,7 +82,8 @@ fn a_client_moving_to_another_instance_gets_exactly_what_it_missed() {
     // B starts after all of it: it reads the backlog from Redis.
     let b = instance(&redis, &[]);
     let mut on_b = b.connect();
-    write!(on_b, "GET /home/events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: {}\r\n\r\n", seen[0].0).unwrap();
+    write!(on_b, "GET /home/events HTTP/1.1\r\nHost: localhost\r\nLast-Event-ID: {}\r\n\r\n", seen[0].0)
+        .unwrap();
     let replay = read_events(&mut on_b, 3);
     assert_eq!(replay.iter().map(|e| e.0).collect::<Vec<_>>(), missed);
     assert!(!String::from_utf8_lossy(&read_until(&mut on_b, |_| true)).contains("event: lost"));
@@ -105,7 +106,7 @@ fn without_redis_streams_go_on_publishes_get_503_and_delivery_resumes_when_it_is
     assert!(String::from_utf8_lossy(&ticks).contains("data: "));
     let (status, answer) = publish(&a, "while away");
     assert_eq!(status, 503, "{answer}");
-    let metrics = exchange(&a, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let metrics = exchange(&a, b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert!(find(&metrics, b"mio_sse_backplane_up 0").is_some());
     // Redis comes back (empty): the same stream gets what is published next.
     redis.restart();
@@ -152,7 +153,7 @@ fn workers_share_one_port_and_a_killed_worker_is_restarted() {
     // Whoever was on it reconnects with its last id and gets what was published meanwhile.
     let meanwhile = publish_id(&supervisor, "meanwhile");
     let mut again = supervisor.connect();
-    write!(again, "GET /home/events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: {id}\r\n\r\n").unwrap();
+    write!(again, "GET /home/events HTTP/1.1\r\nHost: localhost\r\nLast-Event-ID: {id}\r\n\r\n").unwrap();
     assert_eq!(read_events(&mut again, 1)[0].0, meanwhile);
 }
 

@@ -159,7 +159,7 @@ fn screenshot_path(name: &str) -> String {
 /// Publishes `body` with `POST /home/events` + `query` from outside the browser; returns the event's id.
 fn publish(server: &Server, query: &str, body: &str) -> u64 {
     let raw = format!(
-        "POST /home/events{query} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /home/events{query} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let got = exchange(server, raw.as_bytes());

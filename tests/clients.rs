@@ -244,7 +244,7 @@ impl Drop for Client {
 /// Publishes `body` with `POST /home/events` + `query`; returns the event's id.
 fn publish(server: &Server, query: &str, body: &[u8]) -> u64 {
     let mut raw = format!(
-        "POST /home/events{query} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST /home/events{query} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .into_bytes();

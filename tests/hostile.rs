@@ -25,8 +25,12 @@ fn publish_burst(server: &Server, count: usize, body: &str) -> TcpStream {
     let mut publisher = server.connect();
     let mut raw = Vec::new();
     for _ in 0..count {
-        write!(raw, "POST /home/events HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len())
-            .unwrap();
+        write!(
+            raw,
+            "POST /home/events HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
     }
     publisher.write_all(&raw).unwrap();
     publisher
@@ -49,7 +53,7 @@ fn a_signal_ends_every_stream_with_a_jittered_retry_and_the_server_exits_0() {
         read_until(stream, |b| count_frames(b) >= 3);
     }
     let mut idle = server.connect();
-    idle.write_all(b"GET /favicon.svg HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    idle.write_all(b"GET /favicon.svg HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     read_until(&mut idle, |b| b.ends_with(b"</svg>\n") || b.ends_with(b"</svg>"));
     // The signal finds the eight streams open.
     server.wait_for_metric("mio_sse_open_streams", |v| v == 8);
@@ -98,7 +102,7 @@ fn a_slow_reader_is_dropped_while_others_get_every_event_and_it_catches_up_after
     let server =
         Server::start(&["--interval-ms", "0", "--max-pending-bytes", "60000", "--send-buffer-bytes", "4096"]);
     let mut slow = tiny_client(&server);
-    slow.write_all(b"GET /home/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    slow.write_all(b"GET /home/events HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     let mut fast = server.open_stream();
     read_until(&mut fast, |b| count_frames(b) >= 2);
     server.wait_for_metric("mio_sse_open_streams", |v| v == 2); // the slow one's too
@@ -116,12 +120,12 @@ fn a_slow_reader_is_dropped_while_others_get_every_event_and_it_catches_up_after
     let seen = ids(&split_head(&read_to_close(&mut slow)).1);
     let last = seen.last().copied().unwrap_or(fast_ids[0] - 1);
     let mut again = server.connect();
-    write!(again, "GET /home/events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: {last}\r\n\r\n").unwrap();
+    write!(again, "GET /home/events HTTP/1.1\r\nHost: localhost\r\nLast-Event-ID: {last}\r\n\r\n").unwrap();
     let replay = ids(&split_head(&read_until(&mut again, |b| ids(b).last() == fast_ids.last())).1);
     let mut all = seen.clone();
     all.extend(&replay);
     assert_eq!(all, fast_ids, "before the drop and after the comeback: every event once, in order");
-    let metrics = exchange(&server, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let metrics = exchange(&server, b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert!(String::from_utf8_lossy(&metrics).contains("mio_sse_closed_total{reason=\"slow_reader\"} 1"));
 }
 
@@ -132,7 +136,7 @@ fn memory_stays_bounded_with_a_thousand_clients_that_do_not_read() {
     let mut clients = Vec::new();
     for _ in 0..1000 {
         let mut client = tiny_client(&server);
-        client.write_all(b"GET /home/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        client.write_all(b"GET /home/events HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
         clients.push(client);
     }
     // All connected (the answer head reached each) before the flood.
@@ -208,7 +212,7 @@ fn a_stream_that_cannot_write_is_closed_after_the_stall_timeout() {
         "4096",
     ]);
     let mut stuck = tiny_client(&server);
-    stuck.write_all(b"GET /home/events?bytes=1000 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    stuck.write_all(b"GET /home/events?bytes=1000 HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     let me = stuck.local_addr().unwrap();
     server.wait_for_metric(r#"mio_sse_closed_total{reason="write_timeout"}"#, |v| v == 1);
     assert_eq!(server.metrics().value("mio_sse_open_streams"), 0);
@@ -240,7 +244,7 @@ fn a_stderr_nobody_reads_does_not_stall_the_loop() {
         .map(|_| {
             let mut stream = connect();
             stream.set_read_timeout(Some(PATIENCE)).unwrap();
-            stream.write_all(b"GET /home/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            stream.write_all(b"GET /home/events HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
             stream
         })
         .collect();
@@ -260,7 +264,7 @@ fn a_stderr_nobody_reads_does_not_stall_the_loop() {
 fn an_idle_keep_alive_connection_is_closed_after_its_timeout() {
     let server = Server::start(&["--keepalive-timeout-ms", "200"]);
     let mut conn = server.connect();
-    conn.write_all(b"GET /favicon.svg HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    conn.write_all(b"GET /favicon.svg HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     let started = Instant::now();
     let got = read_to_close(&mut conn); // the answer, then the close once idle for 200 ms
     assert!(
@@ -272,7 +276,7 @@ fn an_idle_keep_alive_connection_is_closed_after_its_timeout() {
 #[test]
 fn a_smaller_head_limit_is_enforced() {
     let server = Server::start(&["--max-head-bytes", "300"]);
-    let long = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n\r\n", "l".repeat(400));
+    let long = format!("GET / HTTP/1.1\r\nHost: localhost\r\nX-Long: {}\r\n\r\n", "l".repeat(400));
     let got = exchange(&server, long.as_bytes());
     assert!(got.starts_with(b"HTTP/1.1 431 "), "{}", String::from_utf8_lossy(&got));
 }
@@ -297,7 +301,7 @@ fn bytes_sent_on_a_stream_are_discarded_until_too_many() {
 fn a_client_that_half_closes_still_gets_its_answer() {
     let server = Server::start(&[]);
     let mut stream = server.connect();
-    stream.write_all(b"GET /favicon.svg HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    stream.write_all(b"GET /favicon.svg HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     stream.shutdown(Shutdown::Write).unwrap();
     let got = read_to_close(&mut stream);
     let (head, body) = split_head(&got);
@@ -312,13 +316,14 @@ fn slowloris_gets_408_while_streams_keep_ticking() {
     read_until(&mut stream, |b| count_frames(b) >= 3);
     let mut loris: Vec<TcpStream> = (0..200).map(|_| server.connect()).collect();
     for (i, conn) in loris.iter_mut().enumerate() {
-        conn.write_all(&b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "[..10 + i % 20]).unwrap();
+        conn.write_all(&b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: "[..10 + i % 20]).unwrap();
     }
     // Meanwhile the stream ticks, and an ordinary request is served at once.
     let started = Instant::now();
     let got = read_until(&mut stream, |b| b.windows(2).filter(|w| w == b"\n\n").count() >= 8);
     assert!(String::from_utf8_lossy(&got).matches("data: ").count() >= 8);
-    let page = exchange(&server, b"GET /favicon.svg HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let page =
+        exchange(&server, b"GET /favicon.svg HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert!(page.starts_with(b"HTTP/1.1 200 OK"));
     for conn in &mut loris {
         let answer = read_to_close(conn);
@@ -331,11 +336,11 @@ fn slowloris_gets_408_while_streams_keep_ticking() {
 fn smuggling_shapes_get_400_and_a_close() {
     let server = Server::start(&[]);
     for raw in [
-        &b"POST /home/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /x HTTP/1.1\r\n\r\n"[..],
-        b"POST /home/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
-        b"GET / HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n  b\r\n\r\n",
-        b"GET / HTTP/1.1\r\nHost: x\rX-Bare-CR: y\r\n\r\n",
-        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x10\r\n\r\n",
+        &b"POST /home/events HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /x HTTP/1.1\r\n\r\n"[..],
+        b"POST /home/events HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Folded: a\r\n  b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: localhost\rX-Bare-CR: y\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0x10\r\n\r\n",
     ] {
         let got = exchange(&server, raw); // read to close: the server closes after the 400
         let text = String::from_utf8_lossy(&got);
@@ -364,7 +369,7 @@ fn no_fd_is_left_behind_by_hostile_clients() {
         half.write_all(b"GET /index.html HTTP/1.1\r\nHo").unwrap();
         keep.push(half);
         let mut gone = server.connect();
-        gone.write_all(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        gone.write_all(b"GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
         let _ = gone.read(&mut [0u8; 10]);
         socket2::SockRef::from(&gone).set_linger(Some(Duration::ZERO)).unwrap();
         if round % 10 == 0 {

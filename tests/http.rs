@@ -44,27 +44,28 @@ fn status(response: &[u8]) -> u16 {
 #[test]
 fn the_root_serves_the_demo_page() {
     let server = Server::start(&[]);
-    let got = exchange(&server, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let got = exchange(&server, b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     let (head, body) = split_head(&got);
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert!(head.contains("\r\nContent-Type: text/html; charset=utf-8\r\n"), "{head}");
     assert!(head.contains(&format!("\r\nContent-Length: {}\r\n", INDEX.len())), "{head}");
     assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
     assert_eq!(body, INDEX);
-    let svg = exchange(&server, b"GET /favicon.svg HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let svg = exchange(&server, b"GET /favicon.svg HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert!(split_head(&svg).0.contains("Content-Type: image/svg+xml\r\n"));
 }
 
 #[test]
 fn head_gives_the_same_head_without_a_body() {
     let server = Server::start(&[]);
-    let get = exchange(&server, b"GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    let head = exchange(&server, b"HEAD /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let get = exchange(&server, b"GET /index.html HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let head =
+        exchange(&server, b"HEAD /index.html HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     let strip_date = |h: &str| h.lines().filter(|l| !l.starts_with("Date:")).collect::<Vec<_>>().join("\n");
     assert_eq!(strip_date(&split_head(&head).0), strip_date(&split_head(&get).0));
     assert!(split_head(&head).1.is_empty(), "HEAD has no body");
     // HEAD on the event stream: the stream's head, no frames, then a close.
-    let stream_head = exchange(&server, b"HEAD /home/events HTTP/1.1\r\nHost: x\r\n\r\n");
+    let stream_head = exchange(&server, b"HEAD /home/events HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let (head, body) = split_head(&stream_head);
     assert!(head.contains("Content-Type: text/event-stream\r\n") && body.is_empty(), "{head}");
 }
@@ -76,18 +77,18 @@ fn keep_alive_and_pipelined_requests_are_answered_in_order() {
     let mut pending = Vec::new();
     // One after the other on the same connection.
     for _ in 0..3 {
-        stream.write_all(b"GET /favicon.svg HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        stream.write_all(b"GET /favicon.svg HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
         let (head, _) = read_response(&mut stream, &mut pending);
         assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && !head.contains("Connection: close"), "{head}");
     }
     // Several in one write, the last one split across two writes: answers come back in request order.
     stream
         .write_all(
-            b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n\
-              HEAD /favicon.svg HTTP/1.1\r\nHost: x\r\n\r\nGET /favicon.svg HT",
+            b"GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\nGET /nope HTTP/1.1\r\nHost: localhost\r\n\r\n\
+              HEAD /favicon.svg HTTP/1.1\r\nHost: localhost\r\n\r\nGET /favicon.svg HT",
         )
         .unwrap();
-    stream.write_all(b"TP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    stream.write_all(b"TP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
     let (first, body) = read_response(&mut stream, &mut pending);
     assert!(first.starts_with("HTTP/1.1 200 OK") && body == INDEX, "{first}");
     let (second, _) = read_response(&mut stream, &mut pending);
@@ -125,10 +126,10 @@ fn a_request_pipelined_behind_a_large_answer_is_not_forgotten() {
     stream.set_nodelay(true).unwrap();
     // The first read holds all of the first head but its last byte, and is longer than the second
     // request: a search resumed at the stale offset would miss the second request's end.
-    let first = format!("GET /big.bin HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r", "p".repeat(200));
+    let first = format!("GET /big.bin HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}\r\n\r", "p".repeat(200));
     stream.write_all(first.as_bytes()).unwrap();
     std::thread::sleep(Duration::from_millis(50)); // two reads on the server's side, on purpose
-    stream.write_all(b"\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    stream.write_all(b"\nGET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
     let started = std::time::Instant::now();
     let got = read_to_close(&mut stream);
     assert!(got.ends_with(b"small"), "the second answer came ({} bytes)", got.len());
@@ -155,7 +156,7 @@ fn a_large_answer_read_slowly_is_not_cut_by_the_keepalive_or_request_timeout() {
         socket.connect(&server.addr.into()).unwrap();
         let mut stream: TcpStream = socket.into();
         stream.set_read_timeout(Some(support::PATIENCE)).unwrap();
-        write!(stream, "GET /big.bin HTTP/1.1\r\nHost: x\r\n{close}\r\n").unwrap();
+        write!(stream, "GET /big.bin HTTP/1.1\r\nHost: localhost\r\n{close}\r\n").unwrap();
         // Read 4 MiB slowly: about 1.2 s, four times either timeout.
         let mut got = 0;
         let mut buf = [0u8; 16384];
@@ -176,11 +177,14 @@ fn a_large_answer_read_slowly_is_not_cut_by_the_keepalive_or_request_timeout() {
 #[test]
 fn absolute_form_targets_reach_every_endpoint() {
     let server = Server::start(&[]);
-    let raw = format!("GET http://{}/metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", server.addr);
+    let raw = format!(
+        "GET http://{}/metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        server.addr
+    );
     let got = exchange(&server, raw.as_bytes());
     assert_eq!(status(&got), 200, "{}", String::from_utf8_lossy(&got));
     let mut stream = server.connect();
-    write!(stream, "GET http://{}/home/events HTTP/1.1\r\nHost: x\r\n\r\n", server.addr).unwrap();
+    write!(stream, "GET http://{}/home/events HTTP/1.1\r\nHost: localhost\r\n\r\n", server.addr).unwrap();
     let got = read_until(&mut stream, |b| count_frames(b) >= 1);
     assert!(split_head(&got).0.contains("text/event-stream"));
 }
@@ -190,7 +194,7 @@ fn a_request_sent_one_byte_at_a_time_is_parsed() {
     let server = Server::start(&[]);
     let mut stream = server.connect();
     stream.set_nodelay(true).unwrap();
-    for byte in b"GET /home/events HTTP/1.1\r\nHost: x\r\n\r\n" {
+    for byte in b"GET /home/events HTTP/1.1\r\nHost: localhost\r\n\r\n" {
         stream.write_all(&[*byte]).unwrap();
     }
     let got = read_until(&mut stream, |b| count_frames(b) >= 1);
@@ -224,24 +228,32 @@ fn http_1_0_clients_are_served() {
 #[test]
 fn errors_get_a_status_a_reason_and_a_log_line() {
     let server = Server::start(&[]);
-    let long_target = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000));
-    let big_header = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(9000));
+    let long_target = format!("GET /{} HTTP/1.1\r\nHost: localhost\r\n\r\n", "a".repeat(9000));
+    let big_header = format!("GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n", "b".repeat(9000));
     let cases: Vec<(Vec<u8>, u16, &str)> = vec![
-        (b"GET /missing.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), 404, "no such file"),
-        (b"DELETE / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), 405, "Allow: GET, HEAD"),
         (
-            b"PUT /home/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+            b"GET /missing.html HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_vec(),
+            404,
+            "no such file",
+        ),
+        (
+            b"DELETE / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_vec(),
+            405,
+            "Allow: GET, HEAD",
+        ),
+        (
+            b"PUT /home/events HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_vec(),
             405,
             "Allow: GET, HEAD",
         ),
         (b"GET / HTTP/1.1\r\n\r\n".to_vec(), 400, "Host"),
-        (b"GET / HTTP/1.1\r\nBad Header: x\r\nHost: x\r\n\r\n".to_vec(), 400, "invalid header name"),
+        (b"GET / HTTP/1.1\r\nBad Header: x\r\nHost: localhost\r\n\r\n".to_vec(), 400, "invalid header name"),
         (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec(), 400, "400 Bad Request"),
-        (b"GET / HTTP/3.0\r\nHost: x\r\n\r\n".to_vec(), 505, "HTTP/1.0 and HTTP/1.1"),
+        (b"GET / HTTP/3.0\r\nHost: localhost\r\n\r\n".to_vec(), 505, "HTTP/1.0 and HTTP/1.1"),
         (long_target.into_bytes(), 414, "request line too long"),
         (big_header.into_bytes(), 431, "request head too large"),
         (
-            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(),
+            b"POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(),
             501,
             "Transfer-Encoding",
         ),
@@ -263,7 +275,7 @@ fn errors_get_a_status_a_reason_and_a_log_line() {
         assert!(log.contains(line), "no log line {line:?}:\n{log}");
     }
     // After all that, the server still serves.
-    let got = exchange(&server, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let got = exchange(&server, b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!(status(&got), 200);
 }
 
@@ -295,13 +307,13 @@ fn traversal_attempts_never_leave_the_static_directory() {
         "http://x/../secret.txt",
         &format!("{}", base.join("secret.txt").display()),
     ] {
-        let raw = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let raw = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
         let got = exchange(&server, raw.as_bytes());
         let text = String::from_utf8_lossy(&got);
         assert!(matches!(status(&got), 400 | 404), "{target}: {text}");
         assert!(!text.contains("SECRET"), "{target} leaked the secret: {text}");
     }
-    let inside = exchange(&server, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let inside = exchange(&server, b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert!(inside.ends_with(b"inside"));
     let _ = std::fs::remove_dir_all(&base);
 }
@@ -311,7 +323,7 @@ fn started_elsewhere_it_serves_the_built_in_demo_page() {
     let empty = std::env::temp_dir().join(format!("mio-sse-empty-{}", std::process::id()));
     std::fs::create_dir_all(&empty).unwrap();
     let server = Server::start_in(&[], Some(&empty));
-    let got = exchange(&server, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let got = exchange(&server, b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!(split_head(&got).1, INDEX);
     let _ = std::fs::remove_dir_all(&empty);
 }
@@ -320,7 +332,7 @@ fn started_elsewhere_it_serves_the_built_in_demo_page() {
 fn an_incomplete_request_times_out_with_408_and_a_silent_one_is_closed() {
     let server = Server::start(&["--request-timeout-ms", "300"]);
     let mut partial = server.connect();
-    partial.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    partial.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n").unwrap();
     let got = read_to_close(&mut partial);
     assert_eq!(status(&got), 408, "{}", String::from_utf8_lossy(&got));
     let mut silent = server.connect();
@@ -336,7 +348,7 @@ fn over_the_cap_streams_are_told_to_retry_and_others_get_503() {
     }
     // An event-stream request over the cap: 200 (an EventSource gives up on anything else), a retry
     // somewhere in the jitter range, and a close.
-    let got = exchange(&server, b"GET /home/events HTTP/1.1\r\nHost: x\r\n\r\n");
+    let got = exchange(&server, b"GET /home/events HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let (head, body) = split_head(&got);
     assert!(head.starts_with("HTTP/1.1 200 OK") && head.contains("text/event-stream"), "{head}");
     let body = String::from_utf8(body).unwrap();
@@ -345,11 +357,11 @@ fn over_the_cap_streams_are_told_to_retry_and_others_get_503() {
     assert!((1_000..=10_000).contains(&retry), "{body}");
     assert!(!body.contains("data:"), "no event for a refused stream: {body}");
     // HEAD over the cap: the head alone.
-    let head = exchange(&server, b"HEAD /home/events HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = exchange(&server, b"HEAD /home/events HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let (head_text, body) = split_head(&head);
     assert!(head_text.starts_with("HTTP/1.1 200 OK") && body.is_empty(), "{head_text} + {body:?}");
     // Anything else: 503 with Retry-After.
-    let got = exchange(&server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let got = exchange(&server, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let text = String::from_utf8_lossy(&got);
     assert_eq!(status(&got), 503, "{text}");
     assert!(text.contains("\r\nRetry-After: 5\r\n"), "{text}");
@@ -369,7 +381,7 @@ fn no_file_descriptor_is_left_behind() {
     for round in 0..20 {
         let mut stream = server.open_stream();
         read_until(&mut stream, |b| count_frames(b) >= 1);
-        let _ = exchange(&server, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let _ = exchange(&server, b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
         let _ = exchange(&server, b"garbage\r\n\r\n");
         let mut half = server.connect();
         half.write_all(b"GET / HT").unwrap();

@@ -48,7 +48,7 @@ fn request_strategy() -> impl Strategy<Value = Vec<u8>> {
     let header = ("[A-Za-z][A-Za-z0-9-]{0,12}", "[ -~]{0,30}");
     let line_end = prop::sample::select(vec!["\r\n", "\n"]);
     (method, path, prop::collection::vec(header, 0..6), line_end).prop_map(|(method, path, headers, eol)| {
-        let mut raw = format!("{method} {path} HTTP/1.1{eol}Host: test{eol}");
+        let mut raw = format!("{method} {path} HTTP/1.1{eol}Host: localhost{eol}");
         for (name, value) in headers {
             raw.push_str(&format!("{name}: {}{eol}", value.trim()));
         }

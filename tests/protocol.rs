@@ -12,7 +12,7 @@ use support::{Server, count_frames, exchange, find, read_to_close, read_until, s
 /// Publishes `body` (to `/home/events` + `query`) and returns (status, response body).
 fn publish(server: &Server, query: &str, body: &str, extra_headers: &str) -> (u16, String) {
     let raw = format!(
-        "POST /home/events{query} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n{extra_headers}\r\n{body}",
+        "POST /home/events{query} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n{extra_headers}\r\n{body}",
         body.len()
     );
     let got = exchange(server, raw.as_bytes());
@@ -31,7 +31,7 @@ fn publish_ok(server: &Server, query: &str, body: &str) -> u64 {
 /// Opens a stream with a request target and extra headers.
 fn open(server: &Server, target: &str, headers: &str) -> TcpStream {
     let mut stream = server.connect();
-    write!(stream, "GET {target} HTTP/1.1\r\nHost: x\r\n{headers}\r\n").unwrap();
+    write!(stream, "GET {target} HTTP/1.1\r\nHost: localhost\r\n{headers}\r\n").unwrap();
     stream
 }
 
@@ -129,7 +129,7 @@ fn a_burst_of_publishes_arrives_whole_and_in_order() {
             let body = format!("event {i}");
             write!(
                 raw,
-                "POST /home/events HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                "POST /home/events HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
                 body.len()
             )
             .unwrap();
@@ -198,7 +198,7 @@ fn bad_event_ids_and_shapes_are_refused_with_a_reason() {
         ("/home/events?interval_ms=soon", "interval_ms"),
         ("/home/events?bytes=lots", "bytes"),
     ] {
-        let got = exchange(&server, format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        let got = exchange(&server, format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes());
         let text = String::from_utf8_lossy(&got);
         assert!(text.starts_with("HTTP/1.1 400 ") && text.contains(says), "{target}: {text}");
     }
@@ -227,12 +227,14 @@ fn ids_keep_increasing_across_a_restart() {
 #[test]
 fn publish_rules_411_413_401_403_and_utf8() {
     let server = Server::start(&["--max-body-bytes", "16"]);
-    let no_length = exchange(&server, b"POST /home/events HTTP/1.1\r\nHost: x\r\n\r\n");
+    let no_length = exchange(&server, b"POST /home/events HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert!(no_length.starts_with(b"HTTP/1.1 411 "), "{}", String::from_utf8_lossy(&no_length));
     assert_eq!(publish(&server, "", &"x".repeat(17), "").0, 413);
     assert_eq!(publish(&server, "?event=a%0Ab", "x", "").0, 400);
-    let bad_utf8 =
-        exchange(&server, b"POST /home/events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n\xff\xfe");
+    let bad_utf8 = exchange(
+        &server,
+        b"POST /home/events HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n\xff\xfe",
+    );
     assert!(bad_utf8.starts_with(b"HTTP/1.1 400 "), "{}", String::from_utf8_lossy(&bad_utf8));
 
     let guarded = Server::start(&["--publish-token", "s3cret"]);
@@ -248,7 +250,7 @@ fn expect_100_continue_gets_the_go_ahead_before_the_body() {
     let mut stream = server.connect();
     stream
         .write_all(
-            b"POST /home/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+            b"POST /home/events HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
         )
         .unwrap();
     let go = read_until(&mut stream, |b| find(b, b"\r\n\r\n").is_some());
@@ -293,7 +295,7 @@ fn cors_echoes_allowed_origins_and_answers_preflight() {
     assert!(!String::from_utf8_lossy(&got).contains("Access-Control"), "an unlisted origin gets nothing");
     let preflight = exchange(
         &server,
-        b"OPTIONS /home/events HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\n\
+        b"OPTIONS /home/events HTTP/1.1\r\nHost: localhost\r\nOrigin: https://app.example\r\n\
           Access-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: last-event-id\r\nConnection: close\r\n\r\n",
     );
     let text = String::from_utf8_lossy(&preflight);
@@ -303,7 +305,7 @@ fn cors_echoes_allowed_origins_and_answers_preflight() {
     // A refusal carries the grant too, so the cross-origin caller can read why.
     let refused = exchange(
         &server,
-        b"GET /nope HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\nConnection: close\r\n\r\n",
+        b"GET /nope HTTP/1.1\r\nHost: localhost\r\nOrigin: https://app.example\r\nConnection: close\r\n\r\n",
     );
     let text = String::from_utf8_lossy(&refused);
     assert!(
@@ -324,7 +326,7 @@ fn metrics_count_what_happened() {
     for stream in &mut streams {
         read_events(stream, 1);
     }
-    let got = exchange(&server, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let got = exchange(&server, b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     let (head, body) = split_head(&got);
     assert!(head.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"), "{head}");
     let text = String::from_utf8(body).unwrap();
@@ -375,7 +377,7 @@ fn a_stream_that_falls_behind_the_buffer_is_closed_and_learns_what_it_lost() {
     socket.set_recv_buffer_size(2048).unwrap();
     socket.connect(&server.addr.into()).unwrap();
     let mut slow: TcpStream = socket.into();
-    slow.write_all(b"GET /home/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    slow.write_all(b"GET /home/events HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     server.wait_for_metric("mio_sse_open_streams", |v| v == 1);
     // 200 events of 1 KiB: far more than the kernel buffers hold, and ten times the replay ring.
     let payload = "y".repeat(1024);

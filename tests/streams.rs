@@ -127,7 +127,7 @@ fn a_slow_reader_gets_whole_frames_in_order_and_skipped_ticks_are_counted() {
     socket.set_recv_buffer_size(2048).unwrap();
     socket.connect(&server.addr.into()).unwrap();
     let mut stream: TcpStream = socket.into();
-    stream.write_all(b"GET /home/events HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    stream.write_all(b"GET /home/events HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     // Not reading until the server counts a tick skipped (for us: the only stream) because bytes were
     // still unsent.
     server.wait_for_metric("mio_sse_ticks_skipped_total", |v| v > 0);

@@ -210,7 +210,7 @@ impl Server {
     pub fn open_stream(&self) -> TcpStream {
         let mut stream = self.connect();
         stream
-            .write_all(b"GET /home/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n")
+            .write_all(b"GET /home/events HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
             .unwrap();
         stream
     }
@@ -321,7 +321,7 @@ impl Scraper {
 
     fn try_scrape(&mut self, deadline: Instant) -> Result<Metrics, String> {
         self.stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .map_err(|e| format!("write: {e}"))?;
         let complete = |b: &[u8]| {
             let end = find(b, b"\r\n\r\n")?;
@@ -381,7 +381,7 @@ fn poll_metrics(
 fn scrape_once(addr: SocketAddr, deadline: Instant) -> Result<Metrics, String> {
     let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
     stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .map_err(|e| format!("write: {e}"))?;
     let mut answer = Vec::new();
     let mut buf = [0u8; 16 * 1024];
