@@ -110,6 +110,10 @@ pub struct Config {
     #[arg(long, hide = true)]
     pub supervisor_pid: Option<u32>,
 
+    /// Internal: which worker this is (its log lines say so).
+    #[arg(long, hide = true)]
+    pub worker_index: Option<usize>,
+
     /// Directory of static files, loaded into memory at start. When it cannot be read, the demo page
     /// built into the binary is served instead.
     #[arg(long, default_value = "static")]
@@ -158,8 +162,9 @@ pub struct Config {
     #[arg(long)]
     pub send_buffer_bytes: Option<usize>,
 
-    /// Log level: error, warn, info, debug or trace. Per-event lines are debug, so info stays quiet with
-    /// many thousands of clients.
+    /// Log level: error, warn, info, debug or trace. Per-event lines are debug; at info a stream's opening
+    /// and end are a line each, and past 20 a second they are summed up in one line a second, so info
+    /// stays readable with many thousands of clients.
     #[arg(long, default_value = "info")]
     pub log_level: log::LevelFilter,
 }

@@ -10,12 +10,15 @@
 //!   ([`LoopContext::frame`]). A connection keeps only what must outlive the call (an unfinished head).
 //! - Time is not in here: every handler takes `now` as an argument, so tests pass the time they want.
 
+use std::time::Instant;
+
 use crate::backplane::Backplane;
 use crate::clock::DateCache;
 use crate::config::Config;
 use crate::http::request::Limits;
 use crate::hub::{self, Hub};
 use crate::jitter::Jitter;
+use crate::log_budget::LogBudget;
 use crate::metrics::{Counters, Gauges};
 use crate::static_files::StaticFiles;
 use crate::token::ConnKey;
@@ -39,6 +42,9 @@ pub struct LoopContext {
     pub gauges: Gauges,
     /// Set while shutting down: the range (ms) over which ending streams spread their clients' returns.
     pub shutdown_spread_ms: Option<u64>,
+    /// The per-stream "opened" and "closed" lines: each past a few a second becomes one summary.
+    pub opened_lines: LogBudget,
+    pub closed_lines: LogBudget,
 }
 
 impl LoopContext {
@@ -66,7 +72,20 @@ impl LoopContext {
             counters: Counters::default(),
             gauges: Gauges::default(),
             shutdown_spread_ms: None,
+            opened_lines: LogBudget::new("streams opened"),
+            closed_lines: LogBudget::new("streams closed"),
         })
+    }
+
+    /// Writes the summaries of held-back log lines that are due.
+    pub fn summarize_logs(&mut self, now: Instant) {
+        self.opened_lines.summarize(now);
+        self.closed_lines.summarize(now);
+    }
+
+    /// When a summary of held-back log lines is due, for the poll timeout.
+    pub fn log_deadline(&self) -> Option<Instant> {
+        [self.opened_lines.deadline(), self.closed_lines.deadline()].into_iter().flatten().min()
     }
 
     /// Whether the server is shutting down (every answer then closes its connection).

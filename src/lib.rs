@@ -25,6 +25,7 @@
 //! | [`clock`]        | time-of-day and HTTP-date formatting                                         |
 //! | [`jitter`]       | a small random source to spread reconnects                                   |
 //! | [`metrics`]      | counters, gauges, close reasons, Prometheus text                             |
+//! | [`log_budget`]   | per-stream log lines past a few a second become one summary a second         |
 //! | [`log_sink`]     | stderr behind a pipe drained by threads, so logging never blocks the loop    |
 //! | [`backplane`]    | `--redis`: publishing through Redis, reading every event back from it        |
 //! | [`supervisor`]   | `--workers`: worker processes on one port, restarted when they die           |
@@ -43,6 +44,7 @@ pub mod http;
 pub mod hub;
 pub mod jitter;
 pub mod load;
+pub mod log_budget;
 pub mod log_sink;
 pub mod metrics;
 pub mod routes;

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let config = mio_sse::Config::from_args();
     // Before the first log line: a stalled stderr must never block the event loop.
-    if let Err(e) = mio_sse::log_sink::install() {
+    // A worker's lines say which worker wrote them: the workers share the supervisor's stderr.
+    let prefix = config.worker_index.map(|i| format!("[worker {i}] "));
+    if let Err(e) = mio_sse::log_sink::install(prefix) {
         eprintln!("mio-sse: cannot set up non-blocking logging ({e}); logging straight to stderr");
     }
     let code = serve(config);

@@ -47,6 +47,9 @@ pub enum Lookup<'a> {
 pub struct StaticFiles {
     files: HashMap<String, StaticFile>,
     total_bytes: u64,
+    /// Files skipped while loading, and the first one's path and reason (one warning for all of them).
+    skipped: usize,
+    first_skipped: Option<String>,
 }
 
 impl StaticFiles {
@@ -65,18 +68,18 @@ impl StaticFiles {
             entries.sort_by_key(|e| e.file_name());
             for entry in entries {
                 let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                    log::warn!("static: skipping {:?}: name is not UTF-8", entry.path());
+                    files.skip(&entry.path(), "its name is not UTF-8");
                     continue;
                 };
                 if name.starts_with('.') {
                     continue;
                 }
                 let Ok(real) = entry.path().canonicalize() else {
-                    log::warn!("static: skipping {:?}: cannot resolve it", entry.path());
+                    files.skip(&entry.path(), "cannot resolve it");
                     continue;
                 };
                 if !real.starts_with(&root) {
-                    log::warn!("static: skipping {:?}: it points outside {:?}", entry.path(), root);
+                    files.skip(&entry.path(), "it points outside the static dir");
                     continue;
                 }
                 let url = format!("{url_prefix}/{name}");
@@ -90,7 +93,26 @@ impl StaticFiles {
                 }
             }
         }
+        if let Some(first) = &files.first_skipped {
+            // One line for all of them: a directory of 10,000 unreadable files must not flood the log.
+            let more = files.skipped - 1;
+            let others = if more > 0 {
+                format!(" and {more} more (--log-level debug lists them)")
+            } else {
+                String::new()
+            };
+            log::warn!("static: skipped {}{others}", first);
+        }
         Ok(files)
+    }
+
+    /// Notes a file left out, logged at debug; [`StaticFiles::load`] warns once for all of them.
+    fn skip(&mut self, path: &Path, why: &str) {
+        log::debug!("static: skipping {path:?}: {why}");
+        self.skipped += 1;
+        if self.first_skipped.is_none() {
+            self.first_skipped = Some(format!("{path:?} ({why})"));
+        }
     }
 
     /// The demo page (and its icon) built into the binary, for when no static directory can be read.
@@ -103,17 +125,17 @@ impl StaticFiles {
 
     fn add_file(&mut self, path: &Path, url: String) {
         if self.files.len() >= MAX_FILES {
-            log::warn!("static: skipping {path:?}: more than {MAX_FILES} files");
+            self.skip(path, &format!("more than {MAX_FILES} files"));
             return;
         }
         let size = fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX);
         if self.total_bytes.saturating_add(size) > MAX_TOTAL_BYTES {
-            log::warn!("static: skipping {path:?}: over {MAX_TOTAL_BYTES} bytes in all");
+            self.skip(path, &format!("over {MAX_TOTAL_BYTES} bytes in all"));
             return;
         }
         match fs::read(path) {
             Ok(bytes) => self.insert(url, &bytes),
-            Err(e) => log::warn!("static: skipping {path:?}: {e}"),
+            Err(e) => self.skip(path, &e.to_string()),
         }
     }
 
@@ -282,5 +304,21 @@ mod tests {
         assert!(matches!(files.lookup("/escape.txt"), Lookup::NotFound));
         assert!(matches!(files.lookup("/up/outside.txt"), Lookup::NotFound));
         assert_eq!(files.len(), 3);
+    }
+
+    #[test]
+    fn skipped_files_are_counted_for_one_warning() {
+        let dir = std::env::temp_dir().join(format!("mio-sse-static-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("index.html"), "<p>hi</p>").unwrap();
+        for i in 0..3 {
+            std::os::unix::fs::symlink("/etc/hostname", dir.join(format!("out{i}"))).unwrap();
+        }
+        let files = StaticFiles::load(&dir).unwrap();
+        let _ = fs::remove_dir_all(&dir);
+        assert_eq!(files.len(), 1);
+        assert_eq!(files.skipped, 3);
+        assert!(files.first_skipped.as_deref().is_some_and(|f| f.contains("points outside")));
     }
 }

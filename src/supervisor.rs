@@ -40,6 +40,11 @@ pub fn supervise(config: &Config) -> Result<ExitCode, String> {
         ));
     }
     let addr = fixed_port(config.listen)?;
+    // A bind error shows now, with the address, rather than as workers failing one after another.
+    drop(
+        crate::server::bind_listener(addr, true)
+            .map_err(|e| crate::server::listen_error(addr, &e).to_string())?,
+    );
     let args = worker_args(addr);
     let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|e| e.to_string())?;
     let mut workers: Vec<Worker> = (0..config.workers as usize)
@@ -53,6 +58,11 @@ pub fn supervise(config: &Config) -> Result<ExitCode, String> {
     while std::net::TcpStream::connect_timeout(&addr, TICK).is_err() {
         if Instant::now() > deadline {
             return Err(format!("no worker is listening on {addr} after 10 s"));
+        }
+        for worker in &mut workers {
+            if let Some(Ok(Some(status))) = worker.child.as_mut().map(Child::try_wait) {
+                return Err(format!("worker {} exited at start ({status}); its log says why", worker.index));
+            }
         }
         std::thread::sleep(Duration::from_millis(10)); // the supervisor's own pace, not an event loop
     }
@@ -124,8 +134,11 @@ pub fn follow_supervisor(supervisor: u32) -> bool {
 
 fn start(worker: &mut Worker, args: &[String]) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let child =
-        Command::new(exe).args(args).spawn().map_err(|e| format!("start worker {}: {e}", worker.index))?;
+    let child = Command::new(exe)
+        .args(args)
+        .args(["--worker-index".to_string(), worker.index.to_string()])
+        .spawn()
+        .map_err(|e| format!("start worker {}: {e}", worker.index))?;
     log::info!("worker {} started (pid {})", worker.index, child.id());
     worker.child = Some(child);
     worker.started = Instant::now();
@@ -158,7 +171,7 @@ fn worker_args(addr: SocketAddr) -> Vec<String> {
             skip_value = false;
             continue;
         }
-        if arg == "--workers" || arg == "--listen" || arg == "--supervisor-pid" {
+        if arg == "--workers" || arg == "--listen" || arg == "--supervisor-pid" || arg == "--worker-index" {
             skip_value = true;
             continue;
         }

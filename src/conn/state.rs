@@ -136,6 +136,9 @@ impl<S> Connection<S> {
                 cx.counters.streams_opened += 1;
                 cx.gauges.open_streams += 1;
                 cx.gauges.shaped_bytes_per_s += stream.shaped_bytes_per_s(&cx.config);
+                if !cx.opened_lines.allow(now) {
+                    return old;
+                }
                 log::info!(
                     "stream from {} opened ({} open){}",
                     self.peer,
@@ -151,6 +154,9 @@ impl<S> Connection<S> {
                 cx.counters.streams_closed += 1;
                 cx.gauges.open_streams -= 1;
                 cx.gauges.shaped_bytes_per_s -= stream.shaped_bytes_per_s(&cx.config);
+                if !cx.closed_lines.allow(now) {
+                    return old;
+                }
                 log::info!(
                     "stream from {} closed after {:.3} s, {} events sent, {} skipped ({why}; {} open)",
                     self.peer,

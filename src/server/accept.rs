@@ -149,6 +149,18 @@ pub fn bind_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net:
     Ok(socket.into())
 }
 
+/// A bind error that names the address and says what it means: `cannot listen on 127.0.0.1:8080: address
+/// already in use`.
+pub fn listen_error(addr: SocketAddr, error: &io::Error) -> io::Error {
+    let what = match error.kind() {
+        io::ErrorKind::AddrInUse => "address already in use (another process listens there)".to_string(),
+        io::ErrorKind::AddrNotAvailable => "no such address on this machine".to_string(),
+        io::ErrorKind::PermissionDenied => "permission denied (ports below 1024 need privileges)".to_string(),
+        _ => error.to_string(),
+    };
+    io::Error::new(error.kind(), format!("cannot listen on {addr}: {what}"))
+}
+
 /// EMFILE (process) or ENFILE (system): no file descriptor to accept into.
 fn is_out_of_fds(error: &io::Error) -> bool {
     matches!(error.raw_os_error(), Some(code) if code == 24 || code == 23)

@@ -59,7 +59,7 @@ use crate::metrics::{CloseReason, Counters};
 use crate::static_files::StaticFiles;
 use crate::timer::TimerQueue;
 use crate::token::{BACKPLANE_COMMAND, BACKPLANE_READ, ConnKey, LISTENER, SIGNALS};
-pub use accept::{ACCEPT_PAUSE, ACCEPTS_PER_TURN, BACKLOG, bind_listener};
+pub use accept::{ACCEPT_PAUSE, ACCEPTS_PER_TURN, BACKLOG, bind_listener, listen_error};
 /// Readiness events taken per poll.
 const EVENTS_CAPACITY: usize = 1024;
 
@@ -122,7 +122,9 @@ impl Server {
                 StaticFiles::builtin()
             }
         };
-        let listener = TcpListener::from_std(bind_listener(config.listen, config.reuse_port)?);
+        let listener = TcpListener::from_std(
+            bind_listener(config.listen, config.reuse_port).map_err(|e| listen_error(config.listen, &e))?,
+        );
         let local_addr = listener.local_addr()?;
         let poll = Poll::new()?;
         let signals = Signals::new([SIGINT, SIGTERM])?;
@@ -220,6 +222,7 @@ impl Server {
             }
             self.accept_pending(now);
             self.fire_timers(now);
+            self.cx.summarize_logs(now);
             for key in leftovers {
                 self.with_conn(key, now, |conn, cx| {
                     conn.queued_again = false;
@@ -336,10 +339,12 @@ impl Server {
             return Some(Duration::ZERO);
         }
         let backplane = self.cx.backplane.as_ref().and_then(|b| b.deadline());
-        let next = [self.timers.next_deadline(), self.accept_paused_until, self.shutdown_deadline, backplane]
-            .into_iter()
-            .flatten()
-            .min();
+        let logs = self.cx.log_deadline();
+        let next =
+            [self.timers.next_deadline(), self.accept_paused_until, self.shutdown_deadline, backplane, logs]
+                .into_iter()
+                .flatten()
+                .min();
         next.map(|deadline| deadline.saturating_duration_since(now))
     }
 
