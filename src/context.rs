@@ -52,12 +52,12 @@ impl LoopContext {
     pub const SCRATCH_BYTES: usize = 16 * 1024;
 
     pub fn new(config: Config, files: StaticFiles) -> Result<LoopContext, String> {
-        // A burst may take half of --max-pending-bytes per turn: a reader that keeps up stays under it.
+        // A burst may take half of --max-pending-bytes per fan-out lap: a reader that keeps up stays under it.
         let (events, bytes, turn) =
             (config.replay_events as usize, config.replay_bytes, (config.max_pending_bytes / 2) as usize);
         let (hub, backplane) = match &config.redis {
             Some(url) => (Hub::following(events, bytes, turn), Some(Backplane::new(url, events)?)),
-            None => (Hub::with_turn_limit(hub::clock_seed(), events, bytes, turn), None),
+            None => (Hub::with_lap_limit(hub::clock_seed(), events, bytes, turn), None),
         };
         Ok(LoopContext {
             files,

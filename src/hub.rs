@@ -80,22 +80,24 @@ pub struct Hub {
     alias_to: u64,
     /// The next appended id starts a new epoch (see [`Hub::rebase`]).
     rebasing: bool,
-    /// Events and bytes published in this loop turn (see [`Hub::has_turn_budget`]).
-    turn_events: usize,
-    turn_bytes: usize,
-    /// Most bytes published in one turn.
-    max_turn_bytes: usize,
+    /// Events and bytes published since the fan-out's last full lap (see [`Hub::has_publish_budget`]).
+    lap_events: usize,
+    lap_bytes: usize,
+    /// Most bytes published in one lap.
+    max_lap_bytes: usize,
+    /// Something was published since [`Hub::take_fresh`] last looked.
+    fresh: bool,
 }
 
 impl Hub {
     /// A hub whose first id is `seed` (see [`clock_seed`]), keeping at most `max_events` events and
     /// `max_bytes` bytes for replay (the newest event is always kept, whatever its size).
     pub fn new(seed: u64, max_events: usize, max_bytes: usize) -> Hub {
-        Hub::with_turn_limit(seed, max_events, max_bytes, usize::MAX)
+        Hub::with_lap_limit(seed, max_events, max_bytes, usize::MAX)
     }
 
-    /// Like [`Hub::new`], publishing at most `max_turn_bytes` in one loop turn (besides half the ring).
-    pub fn with_turn_limit(seed: u64, max_events: usize, max_bytes: usize, max_turn_bytes: usize) -> Hub {
+    /// Like [`Hub::new`], publishing at most `max_lap_bytes` in one fan-out lap (besides half the ring).
+    pub fn with_lap_limit(seed: u64, max_events: usize, max_bytes: usize, max_lap_bytes: usize) -> Hub {
         Hub {
             ring: VecDeque::new(),
             ring_bytes: 0,
@@ -103,9 +105,10 @@ impl Hub {
             max_bytes,
             first_id: seed,
             next_id: seed,
-            turn_events: 0,
-            turn_bytes: 0,
-            max_turn_bytes: max_turn_bytes.min(max_bytes / 2).max(1),
+            lap_events: 0,
+            lap_bytes: 0,
+            max_lap_bytes: max_lap_bytes.min(max_bytes / 2).max(1),
+            fresh: false,
             published_bytes: 0,
             alias_from: 0,
             alias_to: seed,
@@ -123,8 +126,8 @@ impl Hub {
 
     /// A hub that follows ids given by someone else (the Redis backplane): it starts empty, and any id
     /// before the oldest it holds is one it cannot replay (ids are global and contiguous there).
-    pub fn following(max_events: usize, max_bytes: usize, max_turn_bytes: usize) -> Hub {
-        let mut hub = Hub::with_turn_limit(0, max_events, max_bytes, max_turn_bytes);
+    pub fn following(max_events: usize, max_bytes: usize, max_lap_bytes: usize) -> Hub {
+        let mut hub = Hub::with_lap_limit(0, max_events, max_bytes, max_lap_bytes);
         hub.first_id = 0;
         hub
     }
@@ -173,16 +176,18 @@ impl Hub {
                 self.ring_bytes -= old.bytes.len();
             }
         }
-        self.turn_events += 1;
-        self.turn_bytes += self.ring.back().map_or(0, |f| f.bytes.len());
+        self.lap_events += 1;
+        self.lap_bytes += self.ring.back().map_or(0, |f| f.bytes.len());
+        self.fresh = true;
     }
 
-    /// Whether another event may be published in this loop turn. At most half the ring (by count and by
-    /// bytes), and at most the turn limit, is published between two fan-outs: a stream that writes what
-    /// it is sent each turn never falls off the ring, nor over its pending limit in one burst, however
-    /// fast publishers pipeline. A publisher over budget waits for the next turn.
-    pub fn has_turn_budget(&self) -> bool {
-        self.turn_events < (self.max_events / 2).max(1) && self.turn_bytes < self.max_turn_bytes
+    /// Whether another event may be published before the fan-out's lap is over. At most half the ring (by
+    /// count and by bytes), and at most the lap limit, is published while the fan-out walks once round
+    /// every stream: a stream that writes what it is sent at each visit never falls off the ring, nor over
+    /// its pending limit in one burst, however fast publishers pipeline. A publisher over budget waits for
+    /// a later turn.
+    pub fn has_publish_budget(&self) -> bool {
+        self.lap_events < (self.max_events / 2).max(1) && self.lap_bytes < self.max_lap_bytes
     }
 
     /// The id the next event will get; a stream whose cursor is here is caught up.
@@ -200,10 +205,14 @@ impl Hub {
         (self.ring.len(), self.ring_bytes)
     }
 
-    /// Ends a loop turn's publishing: returns whether anything was published in it, and renews the budget.
-    pub fn end_turn(&mut self) -> bool {
-        self.turn_bytes = 0;
-        std::mem::take(&mut self.turn_events) > 0
+    /// Whether anything was published since the last call (the fan-out then starts a new lap).
+    pub fn take_fresh(&mut self) -> bool {
+        std::mem::take(&mut self.fresh)
+    }
+
+    /// The fan-out visited every stream since the last publish: the publishing budget starts over.
+    pub fn end_lap(&mut self) {
+        (self.lap_events, self.lap_bytes) = (0, 0);
     }
 
     /// A stream's cursor as an id: 0 (a stream of a following hub that started before any event) means
@@ -306,8 +315,8 @@ mod tests {
         );
         assert_eq!(collect(&hub, 1001).len(), 1);
         assert_eq!(collect(&hub, 1002).len(), 0, "caught up");
-        assert!(hub.end_turn());
-        assert!(!hub.end_turn());
+        assert!(hub.take_fresh());
+        assert!(!hub.take_fresh());
     }
 
     #[test]
@@ -345,18 +354,18 @@ mod tests {
     }
 
     #[test]
-    fn at_most_half_the_ring_is_published_in_one_turn() {
+    fn at_most_half_the_ring_is_published_in_one_lap() {
         let mut hub = Hub::new(1, 10, 1 << 20);
         let mut published = 0;
-        while hub.has_turn_budget() {
+        while hub.has_publish_budget() {
             hub.publish(None, "x");
             published += 1;
         }
         assert_eq!(published, 5);
-        assert!(hub.end_turn());
-        assert!(hub.has_turn_budget(), "a new turn, a new budget");
+        hub.end_lap();
+        assert!(hub.has_publish_budget(), "a new lap, a new budget");
         let mut bytes = Hub::new(1, 1000, 100);
-        while bytes.has_turn_budget() {
+        while bytes.has_publish_budget() {
             bytes.publish(None, "0123456789");
         }
         assert!(bytes.ring_len().1 >= 50 && bytes.ring_len().0 < 10);

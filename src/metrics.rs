@@ -129,6 +129,8 @@ pub struct Counters {
     pub loop_turns: u64,
     /// Shaped streams refused because they would go past `--max-shaped-bytes-per-s`.
     pub shaped_refused: u64,
+    /// Slices of the fan-out's walk (each writes to at most `FAN_OUT_SLICE` streams).
+    pub fan_out_slices: u64,
 }
 
 /// Gauges: how things stand now.
@@ -149,7 +151,7 @@ pub struct Gauges {
 
 /// The Prometheus text exposition (format 0.0.4) of every figure.
 pub fn render(c: &Counters, g: &Gauges) -> String {
-    let counters: [(&str, &str, u64); 15] = [
+    let counters: [(&str, &str, u64); 16] = [
         ("mio_sse_accepted_total", "Connections accepted.", c.accepted),
         (
             "mio_sse_accept_pauses_total",
@@ -189,6 +191,7 @@ pub fn render(c: &Counters, g: &Gauges) -> String {
             "Shaped streams refused: they would go past --max-shaped-bytes-per-s.",
             c.shaped_refused,
         ),
+        ("mio_sse_fan_out_slices_total", "Slices of the fan-out's walk round the streams.", c.fan_out_slices),
     ];
     let gauges: [(&str, &str, u64); 7] = [
         ("mio_sse_open_connections", "Open connections.", g.open_connections),

@@ -181,6 +181,41 @@ fn two_thousand_concurrent_streams_each_get_their_ticks() {
 }
 
 #[test]
+fn fan_out_in_slices_reaches_every_stream_in_order_with_a_publisher_that_waits() {
+    const STREAMS: usize = 1000;
+    const EVENTS: usize = 20;
+    let server = Server::start(&["--interval-ms", "0", "--heartbeat-ms", "0"]);
+    let mut streams: Vec<TcpStream> = (0..STREAMS).map(|_| server.open_stream()).collect();
+    server.wait_for_metric("mio_sse_open_streams", |v| v == STREAMS as u64);
+    let slices_before = server.metrics().value("mio_sse_fan_out_slices_total");
+    for i in 0..EVENTS {
+        // Each publish waits for its answer, as most real publishers do.
+        let body = format!("event {i}");
+        let raw = format!(
+            "POST /home/events HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let answer = support::exchange(&server, raw.as_bytes());
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    }
+    for stream in &mut streams {
+        let got = read_until(stream, |b| {
+            String::from_utf8_lossy(b).contains(&format!("data: event {}\n\n", EVENTS - 1))
+        });
+        let text = String::from_utf8_lossy(&got);
+        let seen: Vec<usize> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: event "))
+            .map(|n| n.parse().expect("an event number"))
+            .collect();
+        assert_eq!(seen, (0..EVENTS).collect::<Vec<_>>(), "every event once, in order");
+    }
+    // 1,000 streams take at least four slices of 256 per lap: the walk was bounded per turn.
+    let slices = server.metrics().value("mio_sse_fan_out_slices_total") - slices_before;
+    assert!(slices >= 4, "{slices} slices");
+}
+
+#[test]
 fn curl_receives_ticks() {
     let server = Server::start(&["--interval-ms", "100"]);
     let mut curl = std::process::Command::new("curl")

@@ -84,8 +84,8 @@ impl<S: Socket> Connection<S> {
                 if self.inbuf.len() < publish.length {
                     return; // more of the body to come
                 }
-                if !cx.hub.has_turn_budget() {
-                    self.deferred = true; // publish next turn, after the streams caught up
+                if !cx.hub.has_publish_budget() {
+                    self.deferred = true; // publish in a later turn, once the fan-out's lap is over
                     return;
                 }
                 let body: Vec<u8> = self.inbuf.drain(..publish.length).collect();

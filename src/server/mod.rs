@@ -21,7 +21,8 @@
 //!    token and timer key carries the slot's generation ([`ConnKey`]), and one that does not match the
 //!    slot's current owner is dropped. New connections are accepted after the batch's events, so a slot
 //!    freed in this batch is not reused while the batch may still name it.
-//! 7. **Bounded work per connection per turn** ([`crate::conn::MAX_READS_PER_TURN`], [`ACCEPTS_PER_TURN`]),
+//! 7. **Bounded work per connection per turn** ([`crate::conn::MAX_READS_PER_TURN`], [`ACCEPTS_PER_TURN`],
+//!    [`FAN_OUT_SLICE`]),
 //!    so one client cannot starve 19,999 others. Work cut short by a bound is remembered (`again`) and
 //!    the next poll does not wait.
 //!
@@ -34,7 +35,7 @@
 //!   ├─ accept (bounded), register each new connection for READABLE | WRITABLE once
 //!   ├─ fire due timers: ticks, heartbeats, request/idle/linger timeouts
 //!   ├─ drive the connections left over from the last turn's bounds
-//!   └─ fan out: streams write the events published this turn, each in one writev
+//!   └─ fan out: the next slice of streams (round robin) writes all it lacks, each in one writev
 //! ```
 //!
 //! After any handler, `Server::settle` applies its [`Next`]: close the connection, or move its timer to
@@ -51,6 +52,7 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 mod accept;
+mod fan_out;
 
 use crate::config::Config;
 use crate::conn::{Connection, Next};
@@ -60,6 +62,8 @@ use crate::static_files::StaticFiles;
 use crate::timer::TimerQueue;
 use crate::token::{BACKPLANE_COMMAND, BACKPLANE_READ, ConnKey, LISTENER, SIGNALS};
 pub use accept::{ACCEPT_PAUSE, ACCEPTS_PER_TURN, BACKLOG, bind_listener, listen_error};
+pub use fan_out::FAN_OUT_SLICE;
+use fan_out::FanOut;
 /// Readiness events taken per poll.
 const EVENTS_CAPACITY: usize = 1024;
 
@@ -97,8 +101,8 @@ pub struct Server {
     refusing: bool,
     /// In an episode of running out of file descriptors (logged once when it starts and once when it ends).
     out_of_fds: bool,
-    /// Reused list of stream keys for [`Server::fan_out`].
-    fan_out_keys: Vec<ConnKey>,
+    /// The fan-out's walk round the streams.
+    fan_out: FanOut,
 }
 
 impl Server {
@@ -145,7 +149,7 @@ impl Server {
             accept_paused_until: None,
             again: Vec::new(),
             refusing: false,
-            fan_out_keys: Vec::new(),
+            fan_out: FanOut::default(),
             out_of_fds: false,
         };
         server.poll.registry().register(&mut server.listener, LISTENER, Interest::READABLE)?;
@@ -317,25 +321,10 @@ impl Server {
         }
     }
 
-    /// After events were published this turn, every stream that is waiting for nothing writes them now,
-    /// all it is missing in one `writev`; streams with bytes pending get them with their next writable
-    /// edge. Publishes within one turn thus cost each stream one syscall, however many there were.
-    fn fan_out(&mut self, now: Instant) {
-        if !self.cx.hub.end_turn() {
-            return;
-        }
-        let mut keys = std::mem::take(&mut self.fan_out_keys);
-        keys.extend(self.conns.iter().filter(|(_, c)| c.stream().is_some()).map(|(_, c)| c.key));
-        for key in keys.drain(..) {
-            self.with_conn(key, now, |conn, cx| conn.catch_up(cx, now));
-        }
-        self.fan_out_keys = keys; // keep the allocation for the next publish
-    }
-
     /// How long `poll` may wait: not at all if work is left over, else until the earliest deadline.
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
         let accept_ready = self.listener_ready && self.accept_paused_until.is_none();
-        if accept_ready || !self.again.is_empty() {
+        if accept_ready || !self.again.is_empty() || self.fan_out.walking() {
             return Some(Duration::ZERO);
         }
         let backplane = self.cx.backplane.as_ref().and_then(|b| b.deadline());
