@@ -23,7 +23,6 @@
 //! | [`log_sink`]     | stderr behind a pipe drained by threads, so logging never blocks the loop    |
 //! | [`backplane`]    | `--redis`: publishing through Redis, reading every event back from it        |
 //! | [`supervisor`]   | `--workers`: worker processes on one port, restarted when they die           |
-//! | [`load`]         | the load generator behind `mio-sse-load`, and the benchmark                  |
 //!
 //! Read [`server`] first: its header states the rules every other module keeps.
 
@@ -36,12 +35,12 @@ pub mod conn;
 pub mod http;
 pub mod hub;
 pub mod jitter;
-pub mod load;
 pub mod log_sink;
 pub mod metrics;
 pub mod routes;
 pub mod server;
-pub mod sse;
+// The SSE wire format is its own crate, shared with the load generator; `crate::sse` still names it.
+pub use mio_sse_wire as sse;
 pub mod static_files;
 pub mod supervisor;
 pub mod timer;

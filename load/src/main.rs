@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use mio_sse::load::client::Target;
-use mio_sse::load::driver::{self, Mode, Plan};
-use mio_sse::load::report::Report;
+use mio_sse_load::client::Target;
+use mio_sse_load::driver::{self, Mode, Plan};
+use mio_sse_load::report::Report;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -42,7 +42,7 @@ enum Command_ {
     /// Hold N streams, then drop every one at once and reconnect them all.
     Storm(Common),
     /// Run the benchmark against a freshly started mio-sse and write bench/results.json and SVG plots.
-    Bench(mio_sse::load::bench::BenchArgs),
+    Bench(mio_sse_load::bench::BenchArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -119,7 +119,7 @@ fn main() -> ExitCode {
         Command_::Churn(c) => (Mode::Churn, c),
         Command_::Storm(c) => (Mode::Storm, c),
         Command_::Bench(args) => {
-            return match mio_sse::load::bench::run(&args) {
+            return match mio_sse_load::bench::run(&args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("mio-sse-load bench: {e}");
@@ -288,7 +288,7 @@ fn run_procs(mode: Mode, c: &Common) -> Result<Report, String> {
         }
         let _ = child.wait();
         let report: Report =
-            serde_json::from_str(&last).map_err(|e| format!("a worker's report: {e}: {last:?}"))?;
+            serde_json::from_str(&last).map_err(|e| format!("a worker's report: {e}: `{last}`"))?;
         merged.merge(&report);
     }
     // Each worker counted what its own subscribers expect; only worker 0 published: the sums are right.

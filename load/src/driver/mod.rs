@@ -14,8 +14,10 @@ use slab::Slab;
 use super::client::{Client, Seen, Target};
 use super::publisher::Publisher;
 use super::report::Report;
-use crate::sse::parser::Parser;
-use crate::timer::TimerQueue;
+use mio_sse_wire::parser::Parser;
+use retry_queue::RetryQueue;
+
+mod retry_queue;
 
 /// The publisher's token (subscribers use their slab slot).
 const PUBLISHER: Token = Token(usize::MAX);
@@ -105,7 +107,7 @@ struct Driver {
     plan: Plan,
     poll: Poll,
     subs: Slab<Sub>,
-    reconnects: TimerQueue<usize>,
+    reconnects: RetryQueue,
     report: Report,
     started: Instant,
     opened: usize,
@@ -133,7 +135,7 @@ impl Driver {
         Ok(Driver {
             poll: Poll::new()?,
             subs: Slab::with_capacity(plan.streams.max(plan.concurrency)),
-            reconnects: TimerQueue::default(),
+            reconnects: RetryQueue::default(),
             report,
             started: Instant::now(),
             opened: 0,
