@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::figures::{FanoutFigures, HoldFigures};
 use super::server::{ServerProcess, settle, wait_for};
 use crate::client::Target;
-use crate::driver::{self, Mode, Plan};
+use crate::driver::{self, Fanout, Mode, Plan};
 use crate::report::Report;
 
 /// Holds `n` streams, twice on fresh servers. First with one tick at connect and no more: memory,
@@ -81,10 +81,14 @@ pub fn hold_run(exe: &Path, n: usize, tick_seconds: f64) -> Result<HoldFigures, 
 /// `n` subscribers on a fresh server (ticks off), then `events` publishes at `rate` (0: at once).
 pub fn fanout_run(exe: &Path, n: usize, events: u64, rate: f64) -> Result<FanoutFigures, String> {
     let server = ServerProcess::start(exe, &["--interval-ms", "0", "--replay-events", "10000"])?;
-    let mut plan = plan(Mode::Fanout, &server, n);
-    plan.publish_count = events;
-    plan.publish_rate = rate;
-    plan.payload_bytes = 64;
+    let fanout = Fanout {
+        target: events_target(&server),
+        events,
+        rate_per_s: rate,
+        payload_bytes: 64,
+        publishes: true,
+    };
+    let mut plan = plan(Mode::Fanout(fanout), &server, n);
     let ready = Arc::new(AtomicBool::new(false));
     plan.ready = Some(Arc::clone(&ready));
     let load = std::thread::spawn(move || driver::run(plan));
@@ -108,13 +112,11 @@ pub fn fanout_run(exe: &Path, n: usize, events: u64, rate: f64) -> Result<Fanout
     })
 }
 
+/// A plan against `server` with the benchmark's settings: all at once, no reconnects, quiet.
 fn plan(mode: Mode, server: &ServerProcess, streams: usize) -> Plan {
-    let target =
-        Target { addr: server.addr, authority: server.addr.to_string(), path: "/home/events".into() };
     Plan {
         mode,
-        publish_target: Some(target.clone()),
-        target,
+        target: events_target(server),
         streams,
         ramp_per_s: 0.0,
         source_ips: Vec::new(),
@@ -123,16 +125,14 @@ fn plan(mode: Mode, server: &ServerProcess, streams: usize) -> Plan {
         connect_timeout: Duration::from_secs(10),
         slow_share: 0.0,
         tick_interval_ms: 0,
-        publish_count: 0,
-        publish_rate: 0.0,
-        payload_bytes: 64,
-        cycles: 0,
-        concurrency: 0,
-        storm_after: Duration::ZERO,
         progress: false,
         go: None,
-        publishes: true,
         ready: None,
         stop: None,
     }
+}
+
+/// `server`'s event stream (and publishing endpoint).
+fn events_target(server: &ServerProcess) -> Target {
+    Target { addr: server.addr, authority: server.addr.to_string(), path: "/home/events".into() }
 }
