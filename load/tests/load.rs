@@ -2,7 +2,8 @@
 //! Counts, never speed: these machines are shared.
 //!
 //! The server is the `mio-sse` binary beside `mio-sse-load` in the workspace's shared target directory
-//! (`cargo test --workspace` builds both); under cargo it is built first if need be.
+//! (`cargo test --workspace` builds both); under cargo it is brought up to date first, so
+//! `cargo test -p mio-sse-load` works alone too.
 
 use std::path::Path;
 use std::process::Command;

@@ -3,7 +3,6 @@
 //!
 //! Figures come from this one command on this machine, never from a timed test: machines are shared and
 //! noisy, so read them as what this run measured, and compare ratios within one run.
-
 //!
 //! | module        | its one job                                                                 |
 //! |---------------|-----------------------------------------------------------------------------|
