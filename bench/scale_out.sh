@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 streams=${1:-70000}
-cargo build --release --quiet
+cargo build --release --quiet -p mio-sse -p mio-sse-load
 bin=target/release
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pids=()

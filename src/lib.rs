@@ -19,7 +19,7 @@
 //! | [`routes`]       | the table of endpoints: request in, what to answer out; CORS                  |
 //! | [`trust`]        | who may talk to the server (`Host`) and who may publish (token, loopback, `Origin`) |
 //! | [`hub`]          | published events: the id sequence and the replay ring every stream reads     |
-//! | [`sse`]          | SSE frame encoding (pure); [`sse::parser`] a standard-following parser       |
+//! | [`sse`]          | the `mio-sse-wire` crate: SSE frame encoding (pure), [`sse::parser`] a standard-following parser |
 //! | [`timer`]        | the timer queue (pure: time is passed in)                                    |
 //! | [`static_files`] | files loaded into memory at start; path normalization                       |
 //! | [`clock`]        | time-of-day and HTTP-date formatting                                         |
@@ -29,7 +29,6 @@
 //! | [`log_sink`]     | stderr behind a pipe drained by threads, so logging never blocks the loop    |
 //! | [`backplane`]    | `--redis`: publishing through Redis, reading every event back from it        |
 //! | [`supervisor`]   | `--workers`: worker processes on one port, restarted when they die           |
-//! | [`load`]         | the load generator behind `mio-sse-load`, and the benchmark                  |
 //!
 //! Read [`server`] first: its header states the rules every other module keeps.
 
@@ -43,13 +42,13 @@ pub mod context;
 pub mod http;
 pub mod hub;
 pub mod jitter;
-pub mod load;
 pub mod log_budget;
 pub mod log_sink;
 pub mod metrics;
 pub mod routes;
 pub mod server;
-pub mod sse;
+// The SSE wire format is its own crate, shared with the load generator; `crate::sse` still names it.
+pub use mio_sse_wire as sse;
 pub mod static_files;
 pub mod supervisor;
 pub mod timer;

@@ -208,3 +208,14 @@ pub fn count(haystack: &str, needle: &str) -> usize {
 pub fn is_reading_idle(conn: &Connection<FakeSocket>) -> bool {
     matches!(conn.state(), State::ReadingRequest { head_started: false, .. })
 }
+#[test]
+fn print_sizes() {
+    eprintln!(
+        "Connection {} State {} Stream {} Outbox {} slab entry {}",
+        std::mem::size_of::<Connection>(),
+        std::mem::size_of::<State>(),
+        std::mem::size_of::<super::Stream>(),
+        std::mem::size_of::<super::outbox::Outbox>(),
+        std::mem::size_of::<slab::Slab<Connection>>()
+    );
+}

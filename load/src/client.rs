@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 
 use super::chunked::Dechunker;
-use crate::sse::parser::{Item, Parser};
+use mio_sse_wire::parser::{Item, Parser};
 
 /// Longest SSE line the client accepts from a server (1 MiB).
 pub const MAX_LINE: usize = 1 << 20;

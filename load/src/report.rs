@@ -136,6 +136,12 @@ impl Report {
         self.failures.values().sum()
     }
 
+    /// Failures by cause on one line: `2 × status 503, 1 × reset`.
+    pub fn failure_causes(&self) -> String {
+        let causes: Vec<String> = self.failures.iter().map(|(cause, n)| format!("{n} × {cause}")).collect();
+        causes.join(", ")
+    }
+
     /// Adds another process's report to this one.
     pub fn merge(&mut self, other: &Report) {
         if self.mode.is_empty() {

@@ -1,14 +1,25 @@
 //! The load generator end to end, small: it drives the real server and its counts come out exact.
 //! Counts, never speed: these machines are shared.
+//!
+//! The server is the `mio-sse` binary beside `mio-sse-load` in the workspace's shared target directory
+//! (`cargo test --workspace` builds both); under cargo it is brought up to date first, so
+//! `cargo test -p mio-sse-load` works alone too.
 
-mod support;
-
+use std::path::Path;
 use std::process::Command;
 
-use support::Server;
+use mio_sse_load::bench::server::{ServerProcess, server_beside};
+
+/// Starts a fresh `mio-sse` on a free loopback port with `args`; killed when dropped.
+fn start_server(args: &[&str]) -> ServerProcess {
+    let load = Path::new(env!("CARGO_BIN_EXE_mio-sse-load"));
+    let release = load.parent().and_then(Path::file_name).is_some_and(|profile| profile == "release");
+    let exe = server_beside(load, release).unwrap_or_else(|e| panic!("{e}"));
+    ServerProcess::start(&exe, args).unwrap_or_else(|e| panic!("{}: {e}", exe.display()))
+}
 
 /// Runs `mio-sse-load` with `args` against `server`; returns its JSON report.
-fn load(server: &Server, args: &[&str]) -> serde_json::Value {
+fn load(server: &ServerProcess, args: &[&str]) -> serde_json::Value {
     let url = format!("http://{}/home/events", server.addr);
     let out = Command::new(env!("CARGO_BIN_EXE_mio-sse-load"))
         .args(args)
@@ -28,7 +39,7 @@ fn n(report: &serde_json::Value, key: &str) -> u64 {
 
 #[test]
 fn hold_counts_every_stream_and_tick() {
-    let server = Server::start(&["--interval-ms", "100"]);
+    let server = start_server(&["--interval-ms", "100"]);
     let report =
         load(&server, &["hold", "--streams", "200", "--duration-s", "1.5", "--tick-interval-ms", "100"]);
     assert_eq!(n(&report, "connected"), 200, "{report}");
@@ -39,7 +50,7 @@ fn hold_counts_every_stream_and_tick() {
 
 #[test]
 fn fanout_delivers_every_event_to_every_subscriber_once() {
-    let server = Server::start(&["--interval-ms", "0"]);
+    let server = start_server(&["--interval-ms", "0"]);
     let report = load(&server, &["fanout", "--streams", "200", "--events", "20", "--rate", "0"]);
     assert_eq!(n(&report, "expected"), 4000, "{report}");
     assert_eq!(n(&report, "delivered"), 4000, "{report}");
@@ -49,7 +60,7 @@ fn fanout_delivers_every_event_to_every_subscriber_once() {
 
 #[test]
 fn fanout_in_several_processes_merges_their_reports() {
-    let server = Server::start(&["--interval-ms", "0"]);
+    let server = start_server(&["--interval-ms", "0"]);
     let report =
         load(&server, &["fanout", "--streams", "150", "--events", "10", "--rate", "50", "--procs", "3"]);
     assert_eq!(n(&report, "connected"), 150, "{report}");
@@ -59,7 +70,7 @@ fn fanout_in_several_processes_merges_their_reports() {
 
 #[test]
 fn churn_completes_its_cycles() {
-    let server = Server::start(&["--interval-ms", "1000"]);
+    let server = start_server(&["--interval-ms", "1000"]);
     let report = load(&server, &["churn", "--cycles", "300", "--concurrency", "20"]);
     assert!(n(&report, "cycles") >= 300, "{report}");
     assert_eq!(report["failures"].as_object().unwrap().len(), 0, "{report}");
@@ -67,7 +78,7 @@ fn churn_completes_its_cycles() {
 
 #[test]
 fn a_storm_reconnects_every_stream_without_losing_an_event() {
-    let server = Server::start(&["--interval-ms", "100", "--retry-ms", "100"]);
+    let server = start_server(&["--interval-ms", "100", "--retry-ms", "100"]);
     let report =
         load(&server, &["storm", "--streams", "100", "--storm-after-s", "0.5", "--duration-s", "1.5"]);
     assert_eq!(n(&report, "reconnects"), 100, "{report}");
@@ -77,7 +88,7 @@ fn a_storm_reconnects_every_stream_without_losing_an_event() {
 
 #[test]
 fn a_non_200_stops_a_browser_like_client() {
-    let server = Server::start(&["--interval-ms", "100"]);
+    let server = start_server(&["--interval-ms", "100"]);
     let url = format!("http://{}/nope", server.addr);
     let out = Command::new(env!("CARGO_BIN_EXE_mio-sse-load"))
         .args([

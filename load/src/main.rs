@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use mio_sse::load::client::Target;
-use mio_sse::load::driver::{self, Mode, Plan};
-use mio_sse::load::report::Report;
+use mio_sse_load::client::Target;
+use mio_sse_load::driver::{self, Fanout, Mode, Plan};
+use mio_sse_load::report::Report;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -42,7 +42,28 @@ enum Command_ {
     /// Hold N streams, then drop every one at once and reconnect them all.
     Storm(Common),
     /// Run the benchmark against a freshly started mio-sse and write bench/results.json and SVG plots.
-    Bench(mio_sse::load::bench::BenchArgs),
+    Bench(mio_sse_load::bench::BenchArgs),
+}
+
+/// Which run a subcommand asks for, before its flags make it a [`Mode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Hold,
+    Fanout,
+    Churn,
+    Storm,
+}
+
+impl Kind {
+    /// The subcommand's name, passed on to `--procs` workers.
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Hold => "hold",
+            Kind::Fanout => "fanout",
+            Kind::Churn => "churn",
+            Kind::Storm => "storm",
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -113,13 +134,13 @@ struct Common {
 fn main() -> ExitCode {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let cli = Cli::parse();
-    let (mode, common) = match cli.command {
-        Command_::Hold(c) => (Mode::Hold, c),
-        Command_::Fanout(c) => (Mode::Fanout, c),
-        Command_::Churn(c) => (Mode::Churn, c),
-        Command_::Storm(c) => (Mode::Storm, c),
+    let (kind, common) = match cli.command {
+        Command_::Hold(c) => (Kind::Hold, c),
+        Command_::Fanout(c) => (Kind::Fanout, c),
+        Command_::Churn(c) => (Kind::Churn, c),
+        Command_::Storm(c) => (Kind::Storm, c),
         Command_::Bench(args) => {
-            return match mio_sse::load::bench::run(&args) {
+            return match mio_sse_load::bench::run(&args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("mio-sse-load bench: {e}");
@@ -129,9 +150,9 @@ fn main() -> ExitCode {
         }
     };
     let result = if common.procs > 1 && common.worker.is_none() {
-        run_procs(mode, &common)
+        run_procs(kind, &common)
     } else {
-        run_one(mode, &common)
+        run_one(kind, &common)
     };
     match result {
         Ok(report) => {
@@ -150,8 +171,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// The driver's mode for a subcommand, with the flags only that mode reads; `publishes`: this process
+/// publishes (a fan-out's worker 0, or the only process).
+fn mode(kind: Kind, c: &Common, publish_url: &str, publishes: bool) -> Result<Mode, String> {
+    Ok(match kind {
+        Kind::Hold => Mode::Hold,
+        Kind::Fanout => Mode::Fanout(Fanout {
+            target: Target::parse(publish_url)?,
+            events: c.events,
+            rate_per_s: c.rate,
+            payload_bytes: c.payload_bytes,
+            publishes,
+        }),
+        Kind::Churn => Mode::Churn { cycles: c.cycles, concurrency: c.concurrency },
+        Kind::Storm => Mode::Storm { after: Duration::from_secs_f64(c.storm_after_s) },
+    })
+}
+
 /// One process's run (a worker of `--procs`, or the whole run).
-fn run_one(mode: Mode, c: &Common) -> Result<Report, String> {
+fn run_one(kind: Kind, c: &Common) -> Result<Report, String> {
     let target = Target::parse(&c.url)?;
     let publish_url =
         c.publish_url.clone().unwrap_or_else(|| c.url.split('?').next().unwrap_or(&c.url).to_owned());
@@ -178,26 +216,18 @@ fn run_one(mode: Mode, c: &Common) -> Result<Report, String> {
         None => (None, None),
     };
     let plan = Plan {
-        mode,
+        mode: mode(kind, c, &publish_url, c.worker.is_none_or(|w| w == 0))?,
         target,
         streams: c.streams,
         ramp_per_s: c.ramp,
         source_ips: parse_ips(c.source_ips.as_deref())?,
         duration: Duration::from_secs_f64(c.duration_s),
-        reconnect: c.reconnect || mode == Mode::Storm,
+        reconnect: c.reconnect || kind == Kind::Storm,
         connect_timeout: Duration::from_secs_f64(c.connect_timeout_s),
         slow_share: c.slow_share,
         tick_interval_ms: c.tick_interval_ms,
-        publish_target: Some(Target::parse(&publish_url)?),
-        publish_count: c.events,
-        publish_rate: c.rate,
-        payload_bytes: c.payload_bytes,
-        cycles: c.cycles,
-        concurrency: c.concurrency,
-        storm_after: Duration::from_secs_f64(c.storm_after_s),
         progress: !c.quiet && !c.json,
         go,
-        publishes: c.worker.is_none_or(|w| w == 0),
         ready,
         stop: None,
     };
@@ -206,14 +236,14 @@ fn run_one(mode: Mode, c: &Common) -> Result<Report, String> {
 
 /// `--procs K`: K workers of this binary, each with 1/K of the streams (and of the churn cycles); worker 0
 /// publishes once all are READY. Their JSON reports are merged.
-fn run_procs(mode: Mode, c: &Common) -> Result<Report, String> {
+fn run_procs(kind: Kind, c: &Common) -> Result<Report, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let subcommand = format!("{mode:?}").to_lowercase();
+    let subcommand = kind.name();
     let mut children = Vec::new();
     for worker in 0..c.procs {
         let share = |total: usize| total / c.procs + usize::from(worker < total % c.procs);
         let mut cmd = Command::new(&exe);
-        cmd.arg(&subcommand)
+        cmd.arg(subcommand)
             .args(["--url", &c.url, "--streams", &share(c.streams).to_string()])
             .args([
                 "--ramp",
@@ -288,7 +318,7 @@ fn run_procs(mode: Mode, c: &Common) -> Result<Report, String> {
         }
         let _ = child.wait();
         let report: Report =
-            serde_json::from_str(&last).map_err(|e| format!("a worker's report: {e}: {last:?}"))?;
+            serde_json::from_str(&last).map_err(|e| format!("a worker's report: {e}: `{last}`"))?;
         merged.merge(&report);
     }
     // Each worker counted what its own subscribers expect; only worker 0 published: the sums are right.

@@ -1,3 +1,6 @@
+//! The SSE wire format both sides of mio-sse speak (the server names this crate `mio_sse::sse`; the load
+//! generator uses it directly). Pure std, no I/O.
+//!
 //! SSE frames (WHATWG HTML, "Server-sent events"): encoding here, pure functions that append frames to a
 //! buffer; decoding in [`parser`], an incremental parser that follows the standard's steps, for clients
 //! (the load generator, the tests).

@@ -1,5 +1,8 @@
-//! The load generator behind the `mio-sse-load` binary: SSE clients on one mio loop per process, for
-//! any SSE server.
+//! `mio-sse-load`: SSE clients on one mio loop per process, for any SSE server, and the benchmark of
+//! `mio-sse`. The binary (`src/main.rs`) parses flags and calls [`driver::run`] or [`bench::run`].
+//!
+//! It shares only the SSE wire format with the server ([`mio_sse_wire`]), so it measures `mio-sse` the
+//! way it measures any other server: over sockets, from outside.
 //!
 //! | module        | its one job                                                                 |
 //! |---------------|-----------------------------------------------------------------------------|
@@ -17,7 +20,7 @@
 //! - Ids are checked per stream across reconnections: a jump is a gap, a repeat or a step back a duplicate.
 //! - With `--reconnect` each stream behaves like a browser's `EventSource`: it honours `retry:`, sends
 //!   `Last-Event-ID`, and stops for good on any status but 200.
-//! - The SSE bytes go through [`crate::sse::parser`], which follows the standard to the letter.
+//! - The SSE bytes go through [`mio_sse_wire::parser`], which follows the standard to the letter.
 
 pub mod bench;
 pub mod chunked;

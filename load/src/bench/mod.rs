@@ -1,0 +1,86 @@
+//! The benchmark: starts `mio-sse`, runs the workloads, reads the server's memory and CPU from /proc and
+//! its counters from /metrics, and writes the figures (`bench/results.json`) and two SVG plots.
+//!
+//! Figures come from this one command on this machine, never from a timed test: machines are shared and
+//! noisy, so read them as what this run measured, and compare ratios within one run.
+//!
+//! | module        | its one job                                                                 |
+//! |---------------|-----------------------------------------------------------------------------|
+//! | [`workloads`] | hold and fan-out runs against a fresh server, each returning its figures     |
+//! | [`server`]    | the `mio-sse` process: found or built, started, read from /proc and /metrics |
+//! | [`figures`]   | the records in results.json, one progress line per workload, the table       |
+//! | [`plots`]     | the memory and latency SVGs                                                  |
+
+use std::path::PathBuf;
+
+pub mod figures;
+pub mod plots;
+pub mod server;
+pub mod workloads;
+
+use figures::{Results, fanout_line, hold_line, summary};
+use plots::{latency_svg, memory_svg};
+use workloads::{fanout_run, hold_run};
+
+/// The benchmark's flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Stream counts for the memory, accept-rate and tick runs.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,19000")]
+    pub counts: Vec<usize>,
+    /// Subscribers for the fan-out and latency runs.
+    #[arg(long, default_value_t = 10_000)]
+    pub fanout_streams: usize,
+    /// Events published as fast as possible in the fan-out run.
+    #[arg(long, default_value_t = 200)]
+    pub fanout_events: u64,
+    /// Seconds of publishing at 5 events/s in the latency run.
+    #[arg(long, default_value_t = 20.0)]
+    pub latency_seconds: f64,
+    /// Seconds of 1 s ticks measured at each stream count.
+    #[arg(long, default_value_t = 10.0)]
+    pub tick_seconds: f64,
+    /// Where results.json and the plots go.
+    #[arg(long, default_value = "bench")]
+    pub out_dir: PathBuf,
+    /// The mio-sse binary [default: built with cargo, next to this one].
+    #[arg(long)]
+    pub server: Option<PathBuf>,
+}
+
+/// Runs every workload and writes the results.
+pub fn run(args: &BenchArgs) -> Result<(), String> {
+    let exe = server::server_binary(args.server.as_deref())?;
+    std::fs::create_dir_all(&args.out_dir).map_err(|e| e.to_string())?;
+    let mut hold = Vec::new();
+    for &n in &args.counts {
+        eprintln!("bench: holding {n} streams with 1 s ticks");
+        let figures = hold_run(&exe, n, args.tick_seconds)?;
+        eprintln!("bench: {}", hold_line(&figures));
+        hold.push(figures);
+    }
+    eprintln!(
+        "bench: fan-out of {} events to {} streams, as fast as possible",
+        args.fanout_events, args.fanout_streams
+    );
+    let fanout_max_rate = fanout_run(&exe, args.fanout_streams, args.fanout_events, 0.0)?;
+    eprintln!("bench: {}", fanout_line(&fanout_max_rate));
+    let events = (args.latency_seconds * 5.0) as u64;
+    eprintln!("bench: {events} events at 5/s to {} streams", args.fanout_streams);
+    let fanout_5_per_s = fanout_run(&exe, args.fanout_streams, events, 5.0)?;
+    eprintln!("bench: {}", fanout_line(&fanout_5_per_s));
+    let results = Results { machine: machine(), hold, fanout_max_rate, fanout_5_per_s };
+    let json = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
+    std::fs::write(args.out_dir.join("results.json"), json + "\n").map_err(|e| e.to_string())?;
+    std::fs::write(args.out_dir.join("memory.svg"), memory_svg(&results.hold)).map_err(|e| e.to_string())?;
+    std::fs::write(args.out_dir.join("latency.svg"), latency_svg(&results.fanout_5_per_s))
+        .map_err(|e| e.to_string())?;
+    print!("{}", summary(&results));
+    Ok(())
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cores} cores, Linux {}", kernel.trim())
+}

@@ -1,0 +1,236 @@
+//! The load generator's event loop: one `mio::Poll` drives every subscriber, the publisher, the ramp,
+//! reconnections and the progress line, by the same rules as the server's loop:
+//! - edge-triggered: a socket is read to `WouldBlock` or, when its per-turn bound stops it first, driven
+//!   again next turn without waiting for an edge that will not come;
+//! - bounded work per turn: so many opens, reads and publishes a turn, so no part starves the others;
+//! - deadlines are the poll timeout: the next open on the ramp, the next reconnection, the next publish,
+//!   the next progress line (and at most a second, and 20 ms while waiting for GO or a stop).
+//!
+//! | module           | its one job                                                              |
+//! |------------------|--------------------------------------------------------------------------|
+//! | [`plan`]         | what a run is asked to do: [`Plan`], [`Mode`], [`Fanout`]                |
+//! | `subscribers`    | opening, attempts, closes, reconnections, timeouts, the storm, settling  |
+//! | `seen`           | counting what a client saw: heads, events (ids, latency, ticks), ends    |
+//! | `publishing`     | a fan-out's schedule, publisher, and end                                 |
+//! | [`stamps`]       | the publisher's stamp and the server's ticks in event data (pure)        |
+//! | `retry_queue`    | when each dropped stream tries again                                     |
+//!
+//! Reading order: [`run`] and the loop in `Driver::run` here, then `subscribers`, then `seen`.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Poll, Token};
+use slab::Slab;
+
+use crate::report::Report;
+use publishing::Publishing;
+use retry_queue::RetryQueue;
+use subscribers::Sub;
+
+pub mod plan;
+mod publishing;
+mod retry_queue;
+mod seen;
+pub mod stamps;
+mod subscribers;
+
+pub use plan::{Fanout, Mode, Plan};
+
+/// The publisher's token (subscribers use their slab slot).
+const PUBLISHER: Token = Token(usize::MAX);
+
+/// Runs a plan to its end and returns what it measured.
+pub fn run(plan: Plan) -> io::Result<Report> {
+    Driver::new(plan)?.run()
+}
+
+/// One run's loop and everything it counts.
+struct Driver {
+    plan: Plan,
+    poll: Poll,
+    subs: Slab<Sub>,
+    reconnects: RetryQueue,
+    report: Report,
+    started: Instant,
+    /// Streams opened so far (churn opens a fresh one in a finished cycle's place).
+    opened: usize,
+    /// The fan-out's publishing (`None` in the other modes).
+    publishing: Option<Publishing>,
+    last_delivery: Option<Instant>,
+    /// The read buffer every socket shares (one loop, one read at a time).
+    scratch: Vec<u8>,
+    ready_said: bool,
+    /// When every stream had settled.
+    ready_at: Option<Instant>,
+    stormed: bool,
+    /// Streams whose first attempt got a head or failed: the run is ready when all have.
+    settled: usize,
+    /// Streams stopped for good (a non-200 answer).
+    stopped: usize,
+    /// Subscribers a per-turn read bound stopped: driven again next turn.
+    again: Vec<usize>,
+    next_timeout_check: Instant,
+}
+
+impl Driver {
+    fn new(plan: Plan) -> io::Result<Driver> {
+        let report =
+            Report { mode: plan.mode.name().to_owned(), streams: plan.streams as u64, ..Report::default() };
+        let concurrency = match plan.mode {
+            Mode::Churn { concurrency, .. } => concurrency,
+            _ => 0,
+        };
+        let publishing = match &plan.mode {
+            Mode::Fanout(fanout) => Some(Publishing::new(fanout.clone())),
+            _ => None,
+        };
+        Ok(Driver {
+            poll: Poll::new()?,
+            subs: Slab::with_capacity(plan.streams.max(concurrency)),
+            reconnects: RetryQueue::default(),
+            report,
+            started: Instant::now(),
+            opened: 0,
+            publishing,
+            last_delivery: None,
+            scratch: vec![0; 64 * 1024],
+            ready_said: false,
+            ready_at: None,
+            stormed: false,
+            settled: 0,
+            stopped: 0,
+            again: Vec::new(),
+            next_timeout_check: Instant::now(),
+            plan,
+        })
+    }
+
+    /// The loop: poll, drive what is ready, then what the clock has made due; until the run is over.
+    fn run(mut self) -> io::Result<Report> {
+        let mut events = Events::with_capacity(1024);
+        let mut next_progress = self.started + Duration::from_secs(1);
+        let mut last_events = 0;
+        loop {
+            let now = Instant::now();
+            let timeout = self.poll_timeout(now, next_progress);
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                if event.token() == PUBLISHER {
+                    self.drive_publisher();
+                } else {
+                    self.drive_sub(event.token().0);
+                }
+            }
+            for slot in std::mem::take(&mut self.again) {
+                self.drive_sub(slot);
+            }
+            let now = Instant::now();
+            self.open_due(now);
+            self.reconnect_due(now);
+            self.publish_due(now);
+            if now >= self.next_timeout_check {
+                // Walks every stream: once a second, not every turn.
+                self.check_timeouts(now);
+                self.next_timeout_check = now + Duration::from_secs(1);
+            }
+            if let Mode::Storm { after } = self.plan.mode
+                && !self.stormed
+                && now >= self.started + after
+            {
+                self.storm(now);
+            }
+            if now >= next_progress {
+                if self.plan.progress {
+                    self.print_progress(now, self.report.events - last_events);
+                }
+                last_events = self.report.events;
+                next_progress += Duration::from_secs(1);
+            }
+            if self.finished(now) {
+                break;
+            }
+        }
+        self.finish();
+        Ok(self.report)
+    }
+
+    fn poll_timeout(&self, now: Instant, next_progress: Instant) -> Duration {
+        if !self.again.is_empty() {
+            return Duration::ZERO;
+        }
+        let mut until = next_progress;
+        if let Some(at) = self.reconnects.next_deadline() {
+            until = until.min(at);
+        }
+        if self.opened < self.wanted_open() {
+            until = until.min(self.next_open_at());
+        }
+        if let Some(at) = self.next_publish_at() {
+            until = until.min(at);
+        }
+        // Waiting for the parent's GO, or for a stop, is polled, not signalled: look every 20 ms.
+        if self.plan.go.is_some() || self.plan.stop.is_some() {
+            until = until.min(now + Duration::from_millis(20));
+        }
+        until.saturating_duration_since(now).min(Duration::from_secs(1))
+    }
+
+    /// The progress line (stderr), once a second.
+    fn print_progress(&self, now: Instant, events_last_second: u64) {
+        eprintln!(
+            "t={:>4.0}s connected={} events/s={} delivered={} errors={} reconnects={}",
+            now.duration_since(self.started).as_secs_f64(),
+            self.open_streams(),
+            events_last_second,
+            self.report.delivered,
+            self.report.failure_count(),
+            self.report.reconnects
+        );
+    }
+
+    /// Whether the parent said GO (always, without `--procs`).
+    fn go(&self) -> bool {
+        self.plan.go.as_ref().is_none_or(|go| go.load(Ordering::Relaxed))
+    }
+
+    /// Over at the duration or a stop; before that, when the mode's work is done.
+    fn finished(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.started);
+        if elapsed >= self.plan.duration
+            || self.plan.stop.as_ref().is_some_and(|stop| stop.load(Ordering::Relaxed))
+        {
+            return true;
+        }
+        match &self.plan.mode {
+            Mode::Hold | Mode::Storm { .. } => false,
+            Mode::Churn { cycles, .. } => self.report.cycles >= *cycles,
+            Mode::Fanout(_) => self.publishing.as_ref().is_some_and(|p| self.fanout_finished(p, now)),
+        }
+    }
+
+    /// The figures only known at the end: elapsed time, deliveries expected, the last silences.
+    fn finish(&mut self) {
+        let now = Instant::now();
+        self.report.elapsed_s = now.duration_since(self.started).as_secs_f64();
+        if let Some(publishing) = &self.publishing {
+            // Every worker counts the same publishes, for its own subscribers.
+            let subscribers = self.subs.iter().filter(|(_, s)| !s.stopped).count() as u64;
+            self.report.expected = publishing.count * subscribers;
+            if let (Some(start), Some(end)) = (publishing.started, self.last_delivery) {
+                self.report.delivery_window_s = end.saturating_duration_since(start).as_secs_f64();
+            }
+        }
+        for (_, sub) in &self.subs {
+            if let Some(client) = &sub.client {
+                let silence = client.silence(now).as_millis() as u64;
+                self.report.max_silence_ms = self.report.max_silence_ms.max(silence);
+            }
+        }
+    }
+}
