@@ -1,43 +1,17 @@
 //! The docs stay honest: every long flag `mio-sse --help` prints is in docs/flags.md, every `docs/*.md`
 //! the README links to exists, and the README stays a tour (at most 200 lines).
 //!
-//! [`missing_flags`] takes the help text and the doc text, so the load generator's crate can run the
-//! same check on `mio-sse-load <mode> --help`.
+//! The check itself is in `support/flags.rs`, which the load generator's crate includes to run the same
+//! check on `mio-sse-load <mode> --help`.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
+#[path = "support/flags.rs"]
+mod flags;
+use flags::{long_flags, missing_flags};
+
 const README_MAX_LINES: usize = 200;
-
-/// Every `--long-flag` in `text`, once each, in order (`--help` and `--version` included).
-pub fn long_flags(text: &str) -> BTreeSet<String> {
-    let mut flags = BTreeSet::new();
-    for (start, _) in text.match_indices("--") {
-        // A flag starts a word: `--listen`, not the middle of `a--b` or of `---`.
-        let before = text[..start].chars().next_back();
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '-') {
-            continue;
-        }
-        let name: String = text[start + 2..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
-            .collect::<String>()
-            .trim_end_matches('-')
-            .to_string();
-        if name.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
-            flags.insert(format!("--{name}"));
-        }
-    }
-    flags
-}
-
-/// The long flags of `help` that `doc` never names (as a whole word: `--max` is not found in
-/// `--max-connections`).
-pub fn missing_flags(help: &str, doc: &str) -> Vec<String> {
-    let documented = long_flags(doc);
-    long_flags(help).into_iter().filter(|flag| !documented.contains(flag)).collect()
-}
 
 fn root(path: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);

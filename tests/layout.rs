@@ -76,10 +76,21 @@ fn named_paths(module: &Module, line: &str) -> Vec<Module> {
     out
 }
 
+/// The source roots of the workspace's crates: the server, the load generator, the wire format.
+fn crate_roots() -> Vec<PathBuf> {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    vec![here.join("src"), here.join("load/src"), here.join("wire/src")]
+}
+
 #[test]
 fn no_module_imports_a_module_that_imports_it_back() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let modules = modules(&root);
+    for root in crate_roots() {
+        check_no_circle(&root);
+    }
+}
+
+fn check_no_circle(root: &Path) {
+    let modules = modules(root);
     let known: BTreeSet<Module> = modules.iter().map(|(m, _)| m.clone()).collect();
     let mut edges: BTreeMap<Module, BTreeSet<Module>> = BTreeMap::new();
     for (module, path) in &modules {
@@ -101,7 +112,12 @@ fn no_module_imports_a_module_that_imports_it_back() {
             }
         }
     }
-    assert!(edges.values().map(BTreeSet::len).sum::<usize>() > 20, "the parser found the imports: {edges:?}");
+    if root.ends_with("src") && !root.ends_with("load/src") && !root.ends_with("wire/src") {
+        assert!(
+            edges.values().map(BTreeSet::len).sum::<usize>() > 20,
+            "the parser found the imports: {edges:?}"
+        );
+    }
     // A depth-first search for a circle.
     fn visit(
         node: &Module,
@@ -131,14 +147,13 @@ fn no_module_imports_a_module_that_imports_it_back() {
 
 #[test]
 fn no_module_is_over_450_lines_of_code() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut long = Vec::new();
-    for (module, path) in modules(&root) {
+    for (_, path) in crate_roots().iter().flat_map(|root| modules(root)) {
         let text = std::fs::read_to_string(&path).expect("read module");
         let end = text.find("#[cfg(test)]\nmod tests").unwrap_or(text.len());
         let lines = text[..end].lines().count();
         if lines > MAX_MODULE_LINES {
-            long.push(format!("{} ({lines} lines)", module.join("::")));
+            long.push(format!("{} ({lines} lines)", path.display()));
         }
     }
     assert!(long.is_empty(), "over {MAX_MODULE_LINES} lines: {long:?}");
