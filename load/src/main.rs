@@ -45,6 +45,13 @@ enum Command_ {
     Bench(mio_sse_load::bench::BenchArgs),
 }
 
+/// How the fan-out's publisher sends its `POST`s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PublisherKind {
+    Wait,
+    Pipeline,
+}
+
 /// Which run a subcommand asks for, before its flags make it a [`Mode`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -105,6 +112,11 @@ struct Common {
     /// Fanout: publishes per second, scheduled by the clock (0: as fast as possible).
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
+    /// Fanout: `wait`: each POST waits for the answer to the one before, as most real publishers do (an
+    /// application server calling the publish endpoint); `pipeline`: POSTs go at their scheduled times
+    /// without waiting for answers.
+    #[arg(long, value_enum, default_value_t = PublisherKind::Wait)]
+    publisher: PublisherKind,
     /// Fanout: bytes of each event's data.
     #[arg(long, default_value_t = 64)]
     payload_bytes: usize,
@@ -182,6 +194,7 @@ fn mode(kind: Kind, c: &Common, publish_url: &str, publishes: bool) -> Result<Mo
             rate_per_s: c.rate,
             payload_bytes: c.payload_bytes,
             publishes,
+            waits_for_answers: c.publisher == PublisherKind::Wait,
         }),
         Kind::Churn => Mode::Churn { cycles: c.cycles, concurrency: c.concurrency },
         Kind::Storm => Mode::Storm { after: Duration::from_secs_f64(c.storm_after_s) },

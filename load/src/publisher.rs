@@ -1,6 +1,8 @@
-//! The fan-out publisher: one keep-alive connection on which `POST`s are pipelined at their scheduled
-//! times, without waiting for answers (a server that stalls then shows up as latency, measured from each
+//! The fan-out publisher: one keep-alive connection for the `POST`s. Pipelined, they go at their scheduled
+//! times without waiting for answers (a server that stalls then shows up as latency, measured from each
 //! event's intended time, instead of silently slowing the schedule down: no coordinated omission).
+//! Waiting, each goes once the one before was answered, as most real publishers do; the delay is still
+//! measured from the schedule.
 
 use std::io::{self, Read, Write};
 
@@ -15,7 +17,8 @@ pub struct Publisher {
     out: Vec<u8>,
     written: usize,
     inbuf: Vec<u8>,
-    /// Answers read: 2xx, and any other status.
+    /// Requests queued, and answers read: 2xx, and any other status.
+    pub sent: u64,
     pub accepted: u64,
     pub refused: u64,
 }
@@ -30,6 +33,7 @@ impl Publisher {
             out: Vec::new(),
             written: 0,
             inbuf: Vec::new(),
+            sent: 0,
             accepted: 0,
             refused: 0,
         })
@@ -44,7 +48,13 @@ impl Publisher {
             body.len()
         );
         self.out.extend_from_slice(request.as_bytes());
+        self.sent += 1;
         self.drive(&mut [0u8; 4096])
+    }
+
+    /// Requests sent and not answered yet.
+    pub fn outstanding(&self) -> u64 {
+        self.sent - self.accepted - self.refused
     }
 
     /// Writes pending requests and reads answers, counting them.

@@ -59,6 +59,17 @@ fn fanout_delivers_every_event_to_every_subscriber_once() {
 }
 
 #[test]
+fn fanout_with_either_publisher_delivers_everything() {
+    let server = start_server(&["--interval-ms", "0"]);
+    for publisher in ["wait", "pipeline"] {
+        let args = ["fanout", "--streams", "300", "--events", "50", "--rate", "0", "--publisher", publisher];
+        let report = load(&server, &args);
+        assert_eq!(n(&report, "expected"), 300 * 50, "{publisher}: {report}");
+        assert_eq!(n(&report, "delivered"), 300 * 50, "{publisher}: {report}");
+    }
+}
+
+#[test]
 fn fanout_in_several_processes_merges_their_reports() {
     let server = start_server(&["--interval-ms", "0"]);
     let report =

@@ -59,17 +59,19 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         eprintln!("bench: {}", hold_line(&figures));
         hold.push(figures);
     }
-    eprintln!(
-        "bench: fan-out of {} events to {} streams, as fast as possible",
-        args.fanout_events, args.fanout_streams
-    );
-    let fanout_max_rate = fanout_run(&exe, args.fanout_streams, args.fanout_events, 0.0)?;
+    let (streams, events) = (args.fanout_streams, args.fanout_events);
+    eprintln!("bench: fan-out of {events} events to {streams} streams, as fast as a waiting publisher can");
+    let fanout_max_rate = fanout_run(&exe, streams, events, 0.0, true)?;
     eprintln!("bench: {}", fanout_line(&fanout_max_rate));
+    eprintln!("bench: fan-out of {events} events to {streams} streams, pipelined");
+    let fanout_max_rate_pipelined = fanout_run(&exe, streams, events, 0.0, false)?;
+    eprintln!("bench: {}", fanout_line(&fanout_max_rate_pipelined));
     let events = (args.latency_seconds * 5.0) as u64;
-    eprintln!("bench: {events} events at 5/s to {} streams", args.fanout_streams);
-    let fanout_5_per_s = fanout_run(&exe, args.fanout_streams, events, 5.0)?;
+    eprintln!("bench: {events} events at 5/s to {streams} streams");
+    let fanout_5_per_s = fanout_run(&exe, streams, events, 5.0, true)?;
     eprintln!("bench: {}", fanout_line(&fanout_5_per_s));
-    let results = Results { machine: machine(), hold, fanout_max_rate, fanout_5_per_s };
+    let results =
+        Results { machine: machine(), hold, fanout_max_rate, fanout_max_rate_pipelined, fanout_5_per_s };
     let json = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
     std::fs::write(args.out_dir.join("results.json"), json + "\n").map_err(|e| e.to_string())?;
     std::fs::write(args.out_dir.join("memory.svg"), memory_svg(&results.hold)).map_err(|e| e.to_string())?;

@@ -78,8 +78,15 @@ pub fn hold_run(exe: &Path, n: usize, tick_seconds: f64) -> Result<HoldFigures, 
     })
 }
 
-/// `n` subscribers on a fresh server (ticks off), then `events` publishes at `rate` (0: at once).
-pub fn fanout_run(exe: &Path, n: usize, events: u64, rate: f64) -> Result<FanoutFigures, String> {
+/// `n` subscribers on a fresh server (ticks off), then `events` publishes at `rate` (0: at once), each
+/// waiting for the answer to the one before or pipelined.
+pub fn fanout_run(
+    exe: &Path,
+    n: usize,
+    events: u64,
+    rate: f64,
+    waits: bool,
+) -> Result<FanoutFigures, String> {
     let server = ServerProcess::start(exe, &["--interval-ms", "0", "--replay-events", "10000"])?;
     let fanout = Fanout {
         target: events_target(&server),
@@ -87,6 +94,7 @@ pub fn fanout_run(exe: &Path, n: usize, events: u64, rate: f64) -> Result<Fanout
         rate_per_s: rate,
         payload_bytes: 64,
         publishes: true,
+        waits_for_answers: waits,
     };
     let mut plan = plan(Mode::Fanout(fanout), &server, n);
     let ready = Arc::new(AtomicBool::new(false));
@@ -100,6 +108,7 @@ pub fn fanout_run(exe: &Path, n: usize, events: u64, rate: f64) -> Result<Fanout
         streams: n,
         events,
         rate_per_s: rate,
+        publisher: if waits { "waits for each answer" } else { "pipelined" },
         expected: report.expected,
         delivered: report.delivered,
         deliveries_per_s: report.delivered as f64 / report.delivery_window_s.max(1e-9),

@@ -122,7 +122,7 @@ impl Driver {
             }
             for event in events.iter() {
                 if event.token() == PUBLISHER {
-                    self.drive_publisher();
+                    self.drive_publisher(Instant::now());
                 } else {
                     self.drive_sub(event.token().0);
                 }

@@ -70,6 +70,9 @@ pub struct Fanout {
     pub payload_bytes: usize,
     /// With `--procs`: this worker publishes (worker 0) or only subscribes.
     pub publishes: bool,
+    /// Each `POST` waits for the answer to the one before (what most publishers do: an application
+    /// server calling the publish endpoint), rather than being pipelined at its scheduled time.
+    pub waits_for_answers: bool,
 }
 
 impl Mode {

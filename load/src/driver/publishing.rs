@@ -7,6 +7,8 @@
 //! - Each event is stamped with its *intended* time on the schedule, not the time it was written, so a
 //!   server that stalls the publisher shows as latency (no coordinated omission).
 //! - At most [`PUBLISHES_PER_TURN`] a turn, as fast as possible or not, so subscribers are read too.
+//! - A publisher that waits for answers has at most one `POST` outstanding: the next goes as soon as the
+//!   answer is read (in the same turn), never earlier than its scheduled time.
 //! - A publisher that fails cuts the count short: the events never sent are not expected.
 
 use std::time::{Duration, Instant};
@@ -36,13 +38,19 @@ impl Publishing {
         Publishing { count: settings.events, settings, publisher: None, started: None }
     }
 
-    /// When the `published`-th event is due: `None` before the start and once all are sent.
+    /// When the `published`-th event is due: `None` before the start, once all are sent, and while a
+    /// waiting publisher's answer is outstanding (its readable event says when).
     fn due_at(&self, published: u64) -> Option<Instant> {
         let start = self.started?;
-        if published >= self.count {
+        if published >= self.count || self.waiting_for_answer() {
             return None;
         }
         Some(self.scheduled(start, published).unwrap_or(start))
+    }
+
+    /// A publisher that waits for answers has one outstanding.
+    fn waiting_for_answer(&self) -> bool {
+        self.settings.waits_for_answers && self.publisher.as_ref().is_some_and(|p| p.outstanding() > 0)
     }
 
     /// The `seq`-th event's place on a clock-driven schedule (`None` when as fast as possible).
@@ -100,7 +108,7 @@ impl Driver {
         let Some(publishing) = self.publishing.as_mut() else { return };
         let Some(start) = publishing.started else { return };
         let mut budget = PUBLISHES_PER_TURN;
-        while self.report.published < publishing.count && budget > 0 {
+        while self.report.published < publishing.count && budget > 0 && !publishing.waiting_for_answer() {
             let intended = publishing.scheduled(start, self.report.published).unwrap_or(now);
             if intended > now {
                 break;
@@ -119,13 +127,18 @@ impl Driver {
         }
     }
 
-    /// Reads the publisher's answers and writes what it still owes.
-    pub(super) fn drive_publisher(&mut self) {
+    /// Reads the publisher's answers and writes what it still owes; a waiting publisher whose answer
+    /// came sends its next event now.
+    pub(super) fn drive_publisher(&mut self, now: Instant) {
         let Some(publishing) = self.publishing.as_mut() else { return };
         let Some(publisher) = publishing.publisher.as_mut() else { return };
         if let Err(why) = publisher.drive(&mut self.scratch) {
             self.report.fail(why);
             publishing.count = self.report.published;
+            return;
+        }
+        if publishing.settings.waits_for_answers {
+            self.publish_scheduled(now);
         }
     }
 
