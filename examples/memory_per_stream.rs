@@ -49,7 +49,7 @@ fn main() {
     for i in 0..streams {
         let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect #{i}: {e}"));
         stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        stream.write_all(b"GET /home/events HTTP/1.1\r\nHost: bench\r\n\r\n").unwrap();
+        stream.write_all(b"GET /home/events HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
         conns.push(stream);
     }
     let mut failures = 0;
