@@ -8,12 +8,13 @@
 //! - Buffers that would otherwise exist once per connection live here once: the read buffer every
 //!   connection reads into ([`LoopContext::scratch`]), the buffer ticks are encoded into
 //!   ([`LoopContext::frame`]). A connection keeps only what must outlive the call (an unfinished head).
-//! - Time is not in here: every handler takes `now` as an argument, so tests pass the time they want.
+//! - The time is not in here, only the loop's epoch: every handler takes `now` as an argument, so tests
+//!   pass the time they want.
 
 use std::time::Instant;
 
 use crate::backplane::Backplane;
-use crate::clock::DateCache;
+use crate::clock::{DateCache, LoopClock};
 use crate::config::Config;
 use crate::http::request::Limits;
 use crate::hub::{self, Hub};
@@ -26,6 +27,8 @@ use crate::token::ConnKey;
 /// Everything the connections share, owned by the server and lent to one connection at a time.
 pub struct LoopContext {
     pub config: Config,
+    /// The loop's epoch: what a connection's compact time stamps count from.
+    pub clock: LoopClock,
     pub files: StaticFiles,
     pub limits: Limits,
     /// The one read buffer of the whole server: connections only keep bytes of an unfinished head.
@@ -51,7 +54,8 @@ impl LoopContext {
     /// Size of the shared read buffer.
     pub const SCRATCH_BYTES: usize = 16 * 1024;
 
-    pub fn new(config: Config, files: StaticFiles) -> Result<LoopContext, String> {
+    /// The context of a loop that starts at `epoch`.
+    pub fn new(config: Config, files: StaticFiles, epoch: Instant) -> Result<LoopContext, String> {
         // A burst may take half of --max-pending-bytes per fan-out lap: a reader that keeps up stays under it.
         let (events, bytes, turn) =
             (config.replay_events as usize, config.replay_bytes, (config.max_pending_bytes / 2) as usize);
@@ -60,6 +64,7 @@ impl LoopContext {
             None => (Hub::with_lap_limit(hub::clock_seed(), events, bytes, turn), None),
         };
         Ok(LoopContext {
+            clock: LoopClock::new(epoch),
             files,
             limits: Limits { max_head_bytes: config.max_head_bytes as usize },
             scratch: vec![0; Self::SCRATCH_BYTES].into_boxed_slice(),

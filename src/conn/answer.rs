@@ -11,7 +11,7 @@
 
 use std::time::{Instant, SystemTime};
 
-use super::{Connection, Next, PendingPublish, Socket, State, state};
+use super::{Connection, Flags, Next, PendingPublish, Socket, State, state};
 use crate::context::LoopContext;
 use crate::http::refusal::Refusal;
 use crate::http::request::{Method, Request};
@@ -46,8 +46,9 @@ impl<S: Socket> Connection<S> {
     /// or start closing it.
     pub(super) fn answer(&mut self, request: &Request, cx: &mut LoopContext, now: Instant) {
         cx.counters.requests += 1;
-        self.answered = true;
-        let keep_alive = if request.keep_alive && !self.over_capacity && !cx.shutting_down() {
+        self.flags.replace(Flags::ANSWERED, true);
+        let over_capacity = self.is_over_capacity();
+        let keep_alive = if request.keep_alive && !over_capacity && !cx.shutting_down() {
             Persistence::KeepAlive { http10: request.minor_version == 0 }
         } else {
             Persistence::Close
@@ -61,7 +62,7 @@ impl<S: Socket> Connection<S> {
             files: &cx.files,
             config: &cx.config,
             peer_is_loopback: trust::is_loopback(self.peer.ip()),
-            over_capacity: self.over_capacity,
+            over_capacity,
         };
         match routes::route(request, ctx) {
             Route::EventStream { head_only: false, options } => {
@@ -90,7 +91,7 @@ impl<S: Socket> Connection<S> {
                     self.outbox.push_owned(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
                 }
                 let publish = PendingPublish { event, length: content_length, persistence: keep_alive, cors };
-                let deadline = now + cx.config.request_timeout();
+                let deadline = cx.clock.stamp(now + cx.config.request_timeout());
                 self.set_state(State::ReadingBody { deadline, publish: Box::new(publish) }, cx, now);
             }
             Route::Metrics { head_only } => {
@@ -180,7 +181,7 @@ impl<S: Socket> Connection<S> {
                 );
                 return;
             }
-            let deadline = now + cx.config.request_timeout();
+            let deadline = cx.clock.stamp(now + cx.config.request_timeout());
             self.set_state(State::AwaitingPublish { deadline, publish: Box::new(publish) }, cx, now);
             return;
         }
@@ -295,6 +296,7 @@ impl<S: Socket> Connection<S> {
     }
 
     pub(super) fn start_draining(&mut self, cx: &mut LoopContext, now: Instant) {
-        self.set_state(State::Draining { deadline: now + cx.config.request_timeout() }, cx, now);
+        let deadline = cx.clock.stamp(now + cx.config.request_timeout());
+        self.set_state(State::Draining { deadline }, cx, now);
     }
 }

@@ -26,7 +26,9 @@
 //!   in (`now`), never read here, so the unit tests (`conn::tests`, a fake socket) choose it.
 
 mod answer;
+pub mod inbuf;
 pub mod outbox;
+pub mod peer;
 mod read;
 pub mod socket;
 pub mod state;
@@ -39,12 +41,14 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
-use crate::config::Config;
+use crate::clock::Stamp;
 use crate::context::LoopContext;
 use crate::http::refusal::Refusal;
 use crate::metrics::CloseReason;
 use crate::token::ConnKey;
+use inbuf::InBuf;
 use outbox::{Flush, Outbox};
+use peer::PeerAddr;
 pub use socket::Socket;
 pub use state::{PendingPublish, State, Stream};
 
@@ -53,7 +57,7 @@ pub const MAX_READS_PER_TURN: usize = 16;
 /// Unsent bytes past which a connection's further requests wait (backpressure).
 pub const OUTBOX_HIGH_WATER: usize = 256 * 1024;
 /// Bytes a stream's client may send after its request before the stream is closed.
-pub const STREAM_INPUT_LIMIT: u32 = 64 * 1024;
+pub const STREAM_INPUT_LIMIT: u16 = 60 * 1024;
 /// How long a closing connection waits for the peer's EOF after the last response.
 pub const LINGER: Duration = Duration::from_secs(2);
 
@@ -80,51 +84,43 @@ impl From<Result<(), CloseReason>> for Next {
 /// One client connection, over a socket `S` (a `TcpStream` in the server, a fake in the unit tests).
 pub struct Connection<S = TcpStream> {
     socket: S,
-    pub peer: SocketAddr,
+    pub peer: PeerAddr,
     pub key: ConnKey,
     state: State,
     /// Bytes of an unfinished request head (or pipelined requests waiting behind backpressure).
-    inbuf: Vec<u8>,
+    inbuf: InBuf,
     outbox: Outbox,
-    /// The socket may have unread bytes: set by a readable event, cleared by `WouldBlock` or EOF.
-    readable: bool,
-    /// Accepted past `--max-connections`: its request gets "come back later".
-    over_capacity: bool,
-    /// At least one request was answered (an idle timeout then counts from the last answer's end).
-    answered: bool,
-    /// A complete publish waits for the next turn's publishing budget.
-    deferred: bool,
-    /// Already on the server's list of connections to drive again next turn (the server's bookkeeping).
-    pub queued_again: bool,
+    /// Five yes/no facts in one byte (see [`Flags`]).
+    flags: Flags,
     /// When bytes last went out (or the connection was accepted): heartbeats measure silence from it,
     /// and a response still being written is timed by its progress, not by the request's deadline.
-    last_write: Instant,
+    last_write: Stamp,
     /// The deadline armed for this connection in the server's timer queue (the server's bookkeeping).
-    pub armed_timer: Option<Instant>,
+    pub armed_timer: Option<Stamp>,
 }
 
 impl<S: Socket> Connection<S> {
+    /// A connection accepted at `now`, waiting for its first request.
     pub fn new(
         socket: S,
         peer: SocketAddr,
         key: ConnKey,
         over_capacity: bool,
-        config: &Config,
+        cx: &LoopContext,
         now: Instant,
     ) -> Self {
         Connection {
             socket,
-            peer,
+            peer: PeerAddr::from(peer),
             key,
-            state: State::ReadingRequest { deadline: now + config.request_timeout(), head_started: false },
-            inbuf: Vec::new(),
+            state: State::ReadingRequest {
+                deadline: cx.clock.stamp(now + cx.config.request_timeout()),
+                head_started: false,
+            },
+            inbuf: InBuf::default(),
             outbox: Outbox::default(),
-            readable: false,
-            over_capacity,
-            answered: false,
-            deferred: false,
-            queued_again: false,
-            last_write: now,
+            flags: if over_capacity { Flags::OVER_CAPACITY } else { Flags::NONE },
+            last_write: cx.clock.stamp(now),
             armed_timer: None,
         }
     }
@@ -147,11 +143,22 @@ impl<S: Socket> Connection<S> {
     }
 
     pub fn is_over_capacity(&self) -> bool {
-        self.over_capacity
+        self.flags.has(Flags::OVER_CAPACITY)
+    }
+
+    /// Marks the connection as on the server's list to drive again next turn; returns whether it
+    /// already was (the server's bookkeeping: one more drive per turn, not one per event).
+    pub fn queue_again(&mut self) -> bool {
+        self.flags.replace(Flags::QUEUED_AGAIN, true)
+    }
+
+    /// Takes the connection off the server's list to drive again.
+    pub fn unqueue(&mut self) {
+        self.flags.replace(Flags::QUEUED_AGAIN, false);
     }
 
     /// The deadline the current state wants armed.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub fn deadline(&self) -> Option<Stamp> {
         self.state.deadline()
     }
 
@@ -165,7 +172,7 @@ impl<S: Socket> Connection<S> {
     /// retries it). `readable` covers read-closed and error events too: the read finds out which.
     pub fn on_readiness(&mut self, readable: bool) {
         if readable {
-            self.readable = true;
+            self.flags.replace(Flags::READABLE, true);
         }
     }
 
@@ -194,26 +201,28 @@ impl<S: Socket> Connection<S> {
 
     /// Acts on this connection's deadline, which the server found due at `now`.
     pub fn on_deadline(&mut self, cx: &mut LoopContext, now: Instant) -> Next {
-        if self.deadline().is_none_or(|deadline| deadline > now) {
+        let clock = cx.clock;
+        if self.deadline().is_none_or(|deadline| clock.instant(deadline, now) > now) {
             return Next::Wait; // not due (the timer was re-armed meanwhile)
         }
+        let last_write = clock.instant(self.last_write, now);
         // A response still going out is timed by its progress: a client reading a large answer steadily
         // keeps its connection, one that stopped reading loses it after the stall timeout.
         if !self.outbox.is_empty() && !matches!(self.state, State::Streaming(_)) {
             let limit = cx.config.write_stall_timeout().unwrap_or(cx.config.request_timeout());
-            if now.saturating_duration_since(self.last_write) >= limit {
+            if now.saturating_duration_since(last_write) >= limit {
                 return Next::Close(CloseReason::WriteTimeout);
             }
-            self.state.move_deadline(self.last_write + limit);
+            self.state.move_deadline(clock.stamp(last_write + limit));
             return Next::Wait;
         }
         // An idle keep-alive connection is idle from when its last answer went out, not from when it
         // was queued.
         if let State::ReadingRequest { head_started: false, .. } = self.state
-            && self.answered
-            && self.last_write + cx.config.keepalive_timeout() > now
+            && self.flags.has(Flags::ANSWERED)
+            && last_write + cx.config.keepalive_timeout() > now
         {
-            self.state.move_deadline(self.last_write + cx.config.keepalive_timeout());
+            self.state.move_deadline(clock.stamp(last_write + cx.config.keepalive_timeout()));
             return Next::Wait;
         }
         match &self.state {
@@ -246,7 +255,7 @@ impl<S: Socket> Connection<S> {
             if let Err(e) = self.socket.shutdown_write() {
                 log::debug!("{}: shutdown: {e}", self.peer);
             }
-            self.set_state(State::Lingering { deadline: now + LINGER }, cx, now);
+            self.set_state(State::Lingering { deadline: cx.clock.stamp(now + LINGER) }, cx, now);
             if self.read_and_discard() == Next::Close(CloseReason::Finished) {
                 return Err(CloseReason::Finished);
             }
@@ -282,7 +291,7 @@ impl<S: Socket> Connection<S> {
                 };
                 let (result, progress) = self.outbox.flush_with(&mut self.socket, backlog);
                 stream.cursor += progress.frames as u64;
-                stream.events += progress.frames as u64;
+                stream.events = stream.events.saturating_add(progress.frames as u32);
                 cx.counters.events_sent += progress.frames as u64;
                 (result, progress)
             }
@@ -291,11 +300,44 @@ impl<S: Socket> Connection<S> {
         };
         cx.counters.bytes_sent += progress.bytes as u64;
         if progress.bytes > 0 {
-            self.last_write = now;
+            self.last_write = cx.clock.stamp(now);
         }
         match result {
             Flush::Done | Flush::WouldBlock => Ok(()),
             Flush::Failed(error) => Err(socket::close_reason(&error)),
         }
+    }
+}
+
+/// Yes/no facts about a connection, one bit each: five `bool`s would take five bytes of every connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flags(u8);
+
+impl Flags {
+    pub const NONE: Flags = Flags(0);
+    /// The socket may have unread bytes: set by a readable event, cleared by `WouldBlock` or EOF.
+    pub const READABLE: Flags = Flags(1);
+    /// Accepted past `--max-connections`: its request gets "come back later".
+    pub const OVER_CAPACITY: Flags = Flags(2);
+    /// At least one request was answered (an idle timeout then counts from the last answer's end).
+    pub const ANSWERED: Flags = Flags(4);
+    /// A complete publish waits for a later turn's publishing budget.
+    pub const DEFERRED: Flags = Flags(8);
+    /// On the server's list of connections to drive again next turn.
+    pub const QUEUED_AGAIN: Flags = Flags(16);
+
+    pub fn has(self, flag: Flags) -> bool {
+        self.0 & flag.0 != 0
+    }
+
+    /// Sets `flag` on or off; returns whether it was on.
+    pub fn replace(&mut self, flag: Flags, on: bool) -> bool {
+        let was = self.has(flag);
+        if on {
+            self.0 |= flag.0
+        } else {
+            self.0 &= !flag.0
+        }
+        was
     }
 }

@@ -14,8 +14,9 @@
 use std::time::Instant;
 
 use super::socket::{ReadResult, read_some};
-use super::{Connection, MAX_READS_PER_TURN, Next, OUTBOX_HIGH_WATER, STREAM_INPUT_LIMIT, Socket, State};
-use crate::config::Config;
+use super::{
+    Connection, Flags, MAX_READS_PER_TURN, Next, OUTBOX_HIGH_WATER, STREAM_INPUT_LIMIT, Socket, State,
+};
 use crate::context::LoopContext;
 use crate::http::request::{self, Parse};
 use crate::metrics::CloseReason;
@@ -27,7 +28,7 @@ impl<S: Socket> Connection<S> {
         let mut reads = 0;
         loop {
             self.serve_buffered(cx, now, scanned);
-            if std::mem::take(&mut self.deferred) {
+            if self.flags.replace(Flags::DEFERRED, false) {
                 return Next::Again;
             }
             if !self.is_reading() {
@@ -45,7 +46,7 @@ impl<S: Socket> Connection<S> {
                 scanned = 0; // answered requests left `inbuf` since the last read: search it again
                 continue;
             }
-            if !self.readable || matches!(self.state, State::AwaitingPublish { .. }) {
+            if !self.flags.has(Flags::READABLE) || matches!(self.state, State::AwaitingPublish { .. }) {
                 return Next::Wait; // (while a publish awaits Redis, nothing more is read: bounded)
             }
             if reads == MAX_READS_PER_TURN {
@@ -56,7 +57,7 @@ impl<S: Socket> Connection<S> {
             match read_some(&mut self.socket, &mut cx.scratch) {
                 ReadResult::Data(n) => self.inbuf.extend_from_slice(&cx.scratch[..n]),
                 ReadResult::WouldBlock => {
-                    self.readable = false;
+                    self.flags.replace(Flags::READABLE, false);
                     return Next::Wait;
                 }
                 ReadResult::Eof if self.outbox.is_empty() => {
@@ -64,8 +65,9 @@ impl<S: Socket> Connection<S> {
                 }
                 ReadResult::Eof => {
                     // The client half-closed after its requests; it may still read the answers.
-                    self.readable = false;
-                    self.set_state(State::Draining { deadline: now + cx.config.request_timeout() }, cx, now);
+                    self.flags.replace(Flags::READABLE, false);
+                    let deadline = cx.clock.stamp(now + cx.config.request_timeout());
+                    self.set_state(State::Draining { deadline }, cx, now);
                     return Next::Wait;
                 }
                 ReadResult::Failed(reason) => return Next::Close(reason),
@@ -85,10 +87,10 @@ impl<S: Socket> Connection<S> {
                     return; // more of the body to come
                 }
                 if !cx.hub.has_publish_budget() {
-                    self.deferred = true; // publish in a later turn, once the fan-out's lap is over
+                    self.flags.replace(Flags::DEFERRED, true); // publish in a later turn, once the fan-out's lap is over
                     return;
                 }
-                let body: Vec<u8> = self.inbuf.drain(..publish.length).collect();
+                let body = self.inbuf.take_front(publish.length);
                 let idle = self.idle_state(cx, now);
                 if let State::ReadingBody { publish, .. } = self.set_state(idle, cx, now) {
                     self.finish_publish(cx, now, *publish, body);
@@ -99,9 +101,9 @@ impl<S: Socket> Connection<S> {
             if self.inbuf.is_empty() {
                 break;
             }
-            match request::parse(&self.inbuf, scanned, cx.limits) {
+            match request::parse(self.inbuf.bytes(), scanned, cx.limits) {
                 Ok(Parse::Partial) => {
-                    self.note_head_started(&cx.config, now);
+                    self.note_head_started(cx, now);
                     return;
                 }
                 Err(error) => {
@@ -109,7 +111,7 @@ impl<S: Socket> Connection<S> {
                     return;
                 }
                 Ok(Parse::Complete { request, head_len }) => {
-                    self.inbuf.drain(..head_len);
+                    self.inbuf.take_front(head_len);
                     scanned = 0;
                     self.answer(&request, cx, now);
                     if let State::ReadingRequest { .. } = self.state {
@@ -119,9 +121,6 @@ impl<S: Socket> Connection<S> {
                 }
             }
         }
-        if self.inbuf.is_empty() {
-            self.inbuf = Vec::new(); // between requests a connection holds no buffer
-        }
     }
 
     /// The reading state after an answer: the next head has the request timeout if it has begun, else
@@ -129,49 +128,51 @@ impl<S: Socket> Connection<S> {
     pub(super) fn idle_state(&self, cx: &LoopContext, now: Instant) -> State {
         let head_started = !self.inbuf.is_empty();
         let wait = if head_started { cx.config.request_timeout() } else { cx.config.keepalive_timeout() };
-        State::ReadingRequest { deadline: now + wait, head_started }
+        State::ReadingRequest { deadline: cx.clock.stamp(now + wait), head_started }
     }
 
     /// The first bytes of a head arrived: from now on it has the request timeout to complete.
-    fn note_head_started(&mut self, config: &Config, now: Instant) {
+    fn note_head_started(&mut self, cx: &LoopContext, now: Instant) {
         if let State::ReadingRequest { deadline, head_started } = &mut self.state
             && !*head_started
         {
             *head_started = true;
-            *deadline = (*deadline).min(now + config.request_timeout());
+            *deadline = deadline.earlier(cx.clock.stamp(now + cx.config.request_timeout()));
         }
     }
 
     /// Bytes buffered after the request that ended reading: counted as stream input, then dropped.
     pub(super) fn discard_inbuf(&mut self) {
         if let State::Streaming(stream) = &mut self.state {
-            stream.input_bytes = stream.input_bytes.saturating_add(self.inbuf.len() as u32);
+            stream.input_bytes =
+                stream.input_bytes.saturating_add(u16::try_from(self.inbuf.len()).unwrap_or(u16::MAX));
         }
-        self.inbuf = Vec::new();
+        self.inbuf.clear();
     }
 
     /// `Streaming`, `Draining`, `Lingering`: read (to notice the peer leaving) and discard, bounded.
     pub(super) fn read_and_discard(&mut self) -> Next {
         let mut scratch = [0u8; 4096];
         for _ in 0..MAX_READS_PER_TURN {
-            if !self.readable {
+            if !self.flags.has(Flags::READABLE) {
                 return Next::Wait;
             }
             match read_some(&mut self.socket, &mut scratch) {
                 ReadResult::Data(n) => {
                     if let State::Streaming(stream) = &mut self.state {
-                        stream.input_bytes = stream.input_bytes.saturating_add(n as u32);
+                        stream.input_bytes =
+                            stream.input_bytes.saturating_add(u16::try_from(n).unwrap_or(u16::MAX));
                     }
                 }
                 ReadResult::WouldBlock => {
-                    self.readable = false;
+                    self.flags.replace(Flags::READABLE, false);
                     return Next::Wait;
                 }
                 ReadResult::Eof => match self.state {
                     State::Streaming(_) => return Next::Close(CloseReason::PeerClosed),
                     State::Lingering { .. } => return Next::Close(CloseReason::Finished),
                     _ => {
-                        self.readable = false; // half-closed while we finish writing
+                        self.flags.replace(Flags::READABLE, false); // half-closed while we finish writing
                         return Next::Wait;
                     }
                 },

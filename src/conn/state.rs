@@ -37,6 +37,8 @@
 use std::fmt;
 use std::time::Instant;
 
+use crate::clock::Stamp;
+
 use super::Connection;
 use crate::config::Config;
 use crate::context::LoopContext;
@@ -49,17 +51,17 @@ use crate::routes::MIN_PAYLOAD_BYTES;
 pub enum State {
     /// Waiting for a request head. `head_started` tells a head in progress (deadline: the request
     /// timeout) from an idle connection (deadline: the keep-alive or first-byte timeout).
-    ReadingRequest { deadline: Instant, head_started: bool },
+    ReadingRequest { deadline: Stamp, head_started: bool },
     /// Reading the body of a publish.
-    ReadingBody { deadline: Instant, publish: Box<PendingPublish> },
+    ReadingBody { deadline: Stamp, publish: Box<PendingPublish> },
     /// A publish was sent to the backplane; its answer waits for Redis's reply (later requests wait too).
-    AwaitingPublish { deadline: Instant, publish: Box<PendingPublish> },
+    AwaitingPublish { deadline: Stamp, publish: Box<PendingPublish> },
     /// An event stream.
     Streaming(Stream),
     /// Writing the last response, then the write side is shut.
-    Draining { deadline: Instant },
+    Draining { deadline: Stamp },
     /// Write side shut; waiting for the peer to close.
-    Lingering { deadline: Instant },
+    Lingering { deadline: Stamp },
     /// Done: the server frees the slot.
     Closed(CloseReason),
 }
@@ -92,7 +94,7 @@ impl State {
     }
 
     /// The deadline this state wants armed.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub fn deadline(&self) -> Option<Stamp> {
         match self {
             State::ReadingRequest { deadline, .. }
             | State::ReadingBody { deadline, .. }
@@ -105,7 +107,7 @@ impl State {
     }
 
     /// Moves the state's own deadline (not a stream's: its deadlines are its ticks and its watch).
-    pub fn move_deadline(&mut self, at: Instant) {
+    pub fn move_deadline(&mut self, at: Stamp) {
         match self {
             State::ReadingRequest { deadline, .. }
             | State::ReadingBody { deadline, .. }
@@ -158,9 +160,9 @@ impl<S> Connection<S> {
                     return old;
                 }
                 log::info!(
-                    "stream from {} closed after {:.3} s, {} events sent, {} skipped ({why}; {} open)",
+                    "stream from {} closed after {:.1} s, {} events sent, {} skipped ({why}; {} open)",
                     self.peer,
-                    now.saturating_duration_since(stream.opened).as_secs_f64(),
+                    f64::from(cx.clock.tenths(now).get().saturating_sub(stream.opened_tenths.get())) / 10.0,
                     stream.events,
                     stream.skipped,
                     cx.gauges.open_streams
@@ -172,40 +174,48 @@ impl<S> Connection<S> {
     }
 }
 
-/// The state of one event stream.
+/// The state of one event stream: 40 bytes. (`repr(C)` keeps `shaped`, a `bool`, last: the other states
+/// fit before it and `State` keeps its tag in the values a `bool` cannot take: 40 bytes, not 48.)
 #[derive(Debug)]
+#[repr(C)]
 pub struct Stream {
-    pub opened: Instant,
+    /// Id of the next published event to send.
+    pub cursor: u64,
     /// When the next tick falls due (`None` when this stream has no ticks).
-    pub next_tick: Option<Instant>,
+    pub next_tick: Option<Stamp>,
+    /// When to next look at the stream's silence: a heartbeat due, or a write stalled too long (`None`
+    /// when both are off).
+    pub watch_at: Option<Stamp>,
     /// This stream's tick interval in ms, 0 for none (the server's, or the client's `?interval_ms=`
     /// within bounds; flags cap it at a day, so it fits). Kept small: there is one per stream.
     pub interval_ms: u32,
     /// Length of each tick's data (`?bytes=`): the time of day, then padding.
     pub payload_bytes: u32,
-    /// Id of the next published event to send.
-    pub cursor: u64,
-    /// Frames handed to this client whole: ticks and published events.
-    pub events: u64,
+    /// Frames handed to this client whole: ticks and published events (saturating: it is for the log).
+    pub events: u32,
     /// Ticks skipped because output was still pending when they fell due.
     pub skipped: u32,
-    /// Bytes the client sent after its request (read and discarded).
-    pub input_bytes: u32,
-    /// When to next look at the stream's silence: a heartbeat due, or a write stalled too long (`None`
-    /// when both are off).
-    pub watch_at: Option<Instant>,
+    /// When it opened, in tenths of a second since the loop's epoch ([`crate::clock::LoopClock::tenths`]).
+    pub opened_tenths: std::num::NonZeroU32,
+    /// Bytes the client sent after its request (read and discarded; saturating, past the limit it closes).
+    pub input_bytes: u16,
+    /// Shaped by its client (`?interval_ms=`, `?bytes=`): it takes a share of `--max-shaped-bytes-per-s`.
+    pub shaped: bool,
 }
 
 impl Stream {
     /// What this stream takes of `--max-shaped-bytes-per-s` (see [`shaped_bytes_per_s`]).
     pub fn shaped_bytes_per_s(&self, config: &Config) -> u64 {
+        if !self.shaped {
+            return 0;
+        }
         shaped_bytes_per_s(config, self.interval_ms, self.payload_bytes)
     }
 
     /// The earliest of the next tick and the next heartbeat check.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub fn deadline(&self) -> Option<Stamp> {
         match (self.next_tick, self.watch_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
+            (Some(a), Some(b)) => Some(a.earlier(b)),
             (a, b) => a.or(b),
         }
     }

@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use super::state::{State, Stream};
+use super::state::{State, Stream, shaped_bytes_per_s};
 use super::{Connection, Next, Socket};
 use crate::clock;
 use crate::config::Config;
@@ -48,7 +48,7 @@ impl<S: Socket> Connection<S> {
         if let Some((last, first_available)) = resume.lost {
             hub::write_lost(&mut out, last, first_available);
         }
-        let mut events = 0;
+        let mut events = 0u32;
         let mut next_tick = options.interval.map(|interval| now + interval);
         if options.interval.is_some() {
             if replay == 0 {
@@ -59,19 +59,22 @@ impl<S: Socket> Connection<S> {
             }
         }
         self.outbox.push_owned(out);
+        let clock = cx.clock;
+        let interval_ms = options.interval.map_or(0, |i| i.as_millis() as u32);
         let stream = State::Streaming(Stream {
-            opened: now,
-            next_tick,
-            interval_ms: options.interval.map_or(0, |i| i.as_millis() as u32),
+            opened_tenths: clock.tenths(now),
+            next_tick: next_tick.map(|at| clock.stamp(at)),
+            interval_ms,
             payload_bytes: options.payload_bytes,
             cursor: resume.cursor,
             events,
             skipped: 0,
             input_bytes: 0,
-            watch_at: next_watch(&cx.config, true, now, now),
+            shaped: shaped_bytes_per_s(&cx.config, interval_ms, options.payload_bytes) > 0,
+            watch_at: next_watch(&cx.config, true, now, now).map(|at| clock.stamp(at)),
         });
         self.set_state(stream, cx, now);
-        cx.counters.events_sent += events;
+        cx.counters.events_sent += u64::from(events);
         cx.counters.replayed += replay;
     }
 
@@ -82,11 +85,12 @@ impl<S: Socket> Connection<S> {
             return Next::Close(reason);
         }
         let caught_up = self.caught_up(cx);
-        let last_write = self.last_write;
+        let clock = cx.clock;
+        let last_write = clock.instant(self.last_write, now);
         let State::Streaming(stream) = &mut self.state else { return Next::Wait };
 
         let mut frame = None;
-        if let Some(due) = stream.next_tick
+        if let Some(due) = stream.next_tick.map(|at| clock.instant(at, now))
             && due <= now
         {
             if caught_up {
@@ -100,13 +104,13 @@ impl<S: Socket> Connection<S> {
             }
             let interval = Duration::from_millis(stream.interval_ms.max(1).into());
             let (next, missed) = next_on_grid(due, interval, now);
-            stream.next_tick = Some(next);
+            stream.next_tick = Some(clock.stamp(next));
             stream.skipped = stream.skipped.saturating_add(missed.min(u32::MAX.into()) as u32);
             cx.counters.ticks_skipped += missed;
         }
         // The watch: a heartbeat fills a silence; a stream that owes bytes but got none out for
         // --write-stall-timeout-ms has a peer that vanished without a FIN, or never reads: it is closed.
-        if let Some(check) = stream.watch_at
+        if let Some(check) = stream.watch_at.map(|at| clock.instant(at, now))
             && check <= now
         {
             let quiet = now.saturating_duration_since(last_write);
@@ -120,7 +124,7 @@ impl<S: Socket> Connection<S> {
                 frame = Some(Frame::Heartbeat);
             }
             let last = if frame.is_some() { now } else { last_write };
-            stream.watch_at = next_watch(&cx.config, caught_up, last, now);
+            stream.watch_at = next_watch(&cx.config, caught_up, last, now).map(|at| clock.stamp(at));
         }
         let Some(frame) = frame else {
             self.watch_stall(cx, now);
@@ -133,11 +137,11 @@ impl<S: Socket> Connection<S> {
         }
         let written = cx.frame.len() - (self.outbox.pending_bytes() - before);
         cx.counters.bytes_sent += written as u64;
-        self.last_write = now;
+        self.last_write = clock.stamp(now);
         let State::Streaming(stream) = &mut self.state else { return Next::Wait };
         match frame {
             Frame::Tick => {
-                stream.events += 1;
+                stream.events = stream.events.saturating_add(1);
                 cx.counters.events_sent += 1;
                 log::debug!("{}: tick {}", self.peer, stream.events);
             }
@@ -183,10 +187,12 @@ impl<S: Socket> Connection<S> {
         if self.caught_up(cx) {
             return;
         }
+        let last_write = cx.clock.instant(self.last_write, now);
         if let State::Streaming(stream) = &mut self.state
-            && let Some(at) = next_watch(&cx.config, false, self.last_write, now)
+            && let Some(at) = next_watch(&cx.config, false, last_write, now)
         {
-            stream.watch_at = Some(stream.watch_at.map_or(at, |armed| armed.min(at)));
+            let at = cx.clock.stamp(at);
+            stream.watch_at = Some(stream.watch_at.map_or(at, |armed| armed.earlier(at)));
         }
     }
 
@@ -255,6 +261,7 @@ pub fn next_on_grid(due: Instant, interval: Duration, now: Instant) -> (Instant,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Stamp;
 
     #[test]
     fn ticks_stay_on_their_grid_without_drift() {
@@ -271,22 +278,27 @@ mod tests {
 
     #[test]
     fn the_deadline_is_the_earlier_of_tick_and_heartbeat() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
+        let ms = Stamp::from_ms;
         let mut stream = Stream {
-            opened: t0,
-            next_tick: Some(t0 + ms(30)),
+            opened_tenths: std::num::NonZeroU32::MIN,
+            next_tick: Some(ms(30)),
             interval_ms: 30,
             payload_bytes: 12,
             cursor: 0,
             events: 0,
             skipped: 0,
             input_bytes: 0,
-            watch_at: Some(t0 + ms(20)),
+            shaped: false,
+            watch_at: Some(ms(20)),
         };
-        assert_eq!(stream.deadline(), Some(t0 + ms(20)));
+        assert_eq!(stream.deadline(), Some(ms(20)));
         stream.watch_at = None;
-        assert_eq!(stream.deadline(), Some(t0 + ms(30)));
+        assert_eq!(stream.deadline(), Some(ms(30)));
+        // Across the 32-bit wrap, the earlier one is still the earlier one.
+        stream.next_tick = Some(ms(u64::from(u32::MAX) - 5));
+        stream.watch_at = Some(ms(u64::from(u32::MAX) + 10));
+        assert_eq!(stream.deadline(), Some(ms(u64::from(u32::MAX) - 5)));
+        stream.watch_at = None;
         stream.next_tick = None;
         assert_eq!(stream.deadline(), None);
     }

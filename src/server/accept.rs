@@ -113,7 +113,7 @@ impl Server {
         let entry = self.conns.vacant_entry();
         let key = ConnKey { slot: entry.key() as u32, generation: self.next_generation };
         self.next_generation = self.next_generation.wrapping_add(1);
-        let mut conn = Connection::new(socket, peer, key, over_capacity, &self.cx.config, now);
+        let mut conn = Connection::new(socket, peer, key, over_capacity, &self.cx, now);
         // READABLE | WRITABLE once, for the connection's whole life: no re-registration per write.
         if let Err(e) = self.poll.registry().register(
             conn.socket_mut(),

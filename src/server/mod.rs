@@ -54,6 +54,7 @@ use slab::Slab;
 mod accept;
 mod fan_out;
 
+use crate::clock::Stamp;
 use crate::config::Config;
 use crate::conn::{Connection, Next};
 use crate::context::LoopContext;
@@ -85,7 +86,8 @@ pub struct Server {
     shutdown_deadline: Option<Instant>,
     local_addr: SocketAddr,
     conns: Slab<Connection>,
-    timers: TimerQueue<ConnKey>,
+    /// Every connection's next deadline, in milliseconds since the loop's epoch (see [`crate::clock`]).
+    timers: TimerQueue<u64, ConnKey>,
     cx: LoopContext,
     max_connections: usize,
     /// Connections within the cap (the rest of `conns` were accepted past it).
@@ -140,7 +142,7 @@ impl Server {
             local_addr,
             conns: Slab::with_capacity(1024),
             timers: TimerQueue::default(),
-            cx: LoopContext::new(config, files)
+            cx: LoopContext::new(config, files, Instant::now())
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
             max_connections,
             admitted: 0,
@@ -229,7 +231,7 @@ impl Server {
             self.cx.summarize_logs(now);
             for key in leftovers {
                 self.with_conn(key, now, |conn, cx| {
-                    conn.queued_again = false;
+                    conn.unqueue();
                     conn.drive(cx, now)
                 });
             }
@@ -329,11 +331,16 @@ impl Server {
         }
         let backplane = self.cx.backplane.as_ref().and_then(|b| b.deadline());
         let logs = self.cx.log_deadline();
-        let next =
-            [self.timers.next_deadline(), self.accept_paused_until, self.shutdown_deadline, backplane, logs]
-                .into_iter()
-                .flatten()
-                .min();
+        let next = [
+            self.timers.next_deadline().map(|ms| self.cx.clock.at_ms(ms)),
+            self.accept_paused_until,
+            self.shutdown_deadline,
+            backplane,
+            logs,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         next.map(|deadline| deadline.saturating_duration_since(now))
     }
 
@@ -349,8 +356,11 @@ impl Server {
         let wanted = conn.deadline();
         let armed = conn.armed_timer;
         conn.armed_timer = wanted;
-        self.timers.reschedule(key, armed, wanted);
-        if next == Next::Again && !std::mem::replace(&mut conn.queued_again, true) {
+        // The queue keeps full milliseconds (a total order); a connection keeps 32-bit stamps.
+        let clock = self.cx.clock;
+        let widen = |stamp| clock.widen(stamp, now);
+        self.timers.reschedule(key, armed.map(widen), wanted.map(widen));
+        if next == Next::Again && !conn.queue_again() {
             self.again.push(key); // once: a connection gets one more drive per turn, not one per event
         }
     }
@@ -359,14 +369,14 @@ impl Server {
     /// deadline already past cannot keep this loop going.
     fn fire_timers(&mut self, now: Instant) {
         for _ in 0..self.timers.len() {
-            let Some((deadline, key)) = self.timers.pop_expired(now) else {
+            let Some((deadline, key)) = self.timers.pop_expired(self.cx.clock.ms_elapsed(now)) else {
                 break;
             };
             let Some(conn) = live(&mut self.conns, key) else {
                 log::error!("a timer fired for a connection that is gone ({key:?}); ignored");
                 continue;
             };
-            if conn.armed_timer != Some(deadline) {
+            if conn.armed_timer != Some(Stamp::from_ms(deadline)) {
                 continue; // a stale entry: the timer was moved
             }
             conn.armed_timer = None; // popped
@@ -381,7 +391,7 @@ impl Server {
         conn.close(&mut self.cx, now, reason);
         let mut conn = self.conns.remove(key.slot as usize);
         if let Some(deadline) = conn.armed_timer {
-            self.timers.cancel(deadline, key);
+            self.timers.cancel(self.cx.clock.widen(deadline, now), key);
         }
         if let Err(e) = self.poll.registry().deregister(conn.socket_mut()) {
             log::debug!("{}: deregister: {e}", conn.peer);

@@ -26,7 +26,7 @@ fn a_peer_that_never_closes_is_given_the_linger_time() {
     h.arrive(&get("/home/events?bytes=many"));
     h.readable();
     assert_eq!(h.state(), "Lingering");
-    assert_eq!(h.conn.deadline(), Some(h.now + LINGER));
+    assert_eq!(h.deadline(), Some(h.now + LINGER));
     assert_eq!(h.fire_deadline(), Next::Close(CloseReason::Finished));
 }
 

@@ -28,11 +28,11 @@ fn ticks(out: &str) -> usize {
 fn ticks_keep_their_grid_and_a_tick_due_while_output_is_pending_is_skipped() {
     let mut h = streaming(&["--interval-ms", "1000", "--heartbeat-ms", "0", "--write-stall-timeout-ms", "0"]);
     let opened = h.now;
-    assert_eq!(h.conn.deadline(), Some(opened + MS(1000)));
+    assert_eq!(h.deadline(), Some(opened + MS(1000)));
     h.allow_writes(Some(0)); // the client stops reading
     h.fire_deadline(); // the tick is due, queued in the outbox
     assert_eq!(h.take_written(), "");
-    assert_eq!(h.conn.deadline(), Some(opened + MS(2000)));
+    assert_eq!(h.deadline(), Some(opened + MS(2000)));
     h.fire_deadline(); // still pending: this one is skipped, not piled up
     assert_eq!(h.conn.stream().map(|s| s.skipped), Some(1));
     assert_eq!(h.cx.counters.ticks_skipped, 1);
@@ -42,10 +42,10 @@ fn ticks_keep_their_grid_and_a_tick_due_while_output_is_pending_is_skipped() {
     h.advance(MS(1300)); // late by 300 ms: the next deadline stays on the grid, no drift
     assert_eq!(h.conn.on_deadline(&mut h.cx, h.now), Next::Wait);
     assert_eq!(ticks(&h.take_written()), 1);
-    assert_eq!(h.conn.deadline(), Some(opened + MS(4000)));
+    assert_eq!(h.deadline(), Some(opened + MS(4000)));
     h.advance(MS(2500)); // at 5.8 s, more than an interval late: the point at 5 s is skipped and counted
     h.conn.on_deadline(&mut h.cx, h.now);
-    assert_eq!(h.conn.deadline(), Some(opened + MS(6000)));
+    assert_eq!(h.deadline(), Some(opened + MS(6000)));
     assert_eq!(h.conn.stream().map(|s| s.skipped), Some(2));
 }
 
@@ -68,11 +68,11 @@ fn a_partial_write_keeps_its_tail_and_the_frame_arrives_whole() {
 fn a_silent_stream_gets_a_heartbeat() {
     let mut h = streaming(&["--interval-ms", "0", "--heartbeat-ms", "500"]);
     let opened = h.now;
-    assert_eq!(h.conn.deadline(), Some(opened + MS(500)));
+    assert_eq!(h.deadline(), Some(opened + MS(500)));
     h.fire_deadline();
     assert_eq!(h.take_written(), ": heartbeat\n\n");
     assert_eq!(h.cx.counters.heartbeats, 1);
-    assert_eq!(h.conn.deadline(), Some(opened + MS(1000)));
+    assert_eq!(h.deadline(), Some(opened + MS(1000)));
 }
 
 #[test]
