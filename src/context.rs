@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use crate::backplane::Backplane;
 use crate::clock::{DateCache, LoopClock};
+use crate::cluster::Figures;
 use crate::config::Config;
 use crate::http::request::Limits;
 use crate::hub::{self, Hub};
@@ -45,6 +46,8 @@ pub struct LoopContext {
     pub gauges: Gauges,
     /// Set while shutting down: the range (ms) over which ending streams spread their clients' returns.
     pub shutdown_spread_ms: Option<u64>,
+    /// With `--workers`: the whole service's figures, from the supervisor (see [`crate::cluster`]).
+    pub cluster_totals: Option<Figures>,
     /// The per-stream "opened" and "closed" lines: each past a few a second becomes one summary.
     pub opened_lines: LogBudget,
     pub closed_lines: LogBudget,
@@ -77,6 +80,7 @@ impl LoopContext {
             counters: Counters::default(),
             gauges: Gauges::default(),
             shutdown_spread_ms: None,
+            cluster_totals: None,
             opened_lines: LogBudget::new("streams opened"),
             closed_lines: LogBudget::new("streams closed"),
         })
@@ -91,6 +95,14 @@ impl LoopContext {
     /// When a summary of held-back log lines is due, for the poll timeout.
     pub fn log_deadline(&self) -> Option<Instant> {
         [self.opened_lines.deadline(), self.closed_lines.deadline()].into_iter().flatten().min()
+    }
+
+    /// This process's figures as they stand (with the replay ring's size, which is read, not counted).
+    pub fn figures(&self) -> Figures {
+        let mut gauges = self.gauges.clone();
+        let (events, bytes) = self.hub.ring_len();
+        (gauges.replay_events, gauges.replay_bytes) = (events as u64, bytes as u64);
+        Figures { counters: self.counters.clone(), gauges }
     }
 
     /// Whether the server is shutting down (every answer then closes its connection).

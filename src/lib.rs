@@ -28,6 +28,7 @@
 //! | [`log_budget`]   | per-stream log lines past a few a second become one summary a second         |
 //! | [`log_sink`]     | stderr behind a pipe drained by threads, so logging never blocks the loop    |
 //! | [`backplane`]    | `--redis`: publishing through Redis, reading every event back from it        |
+//! | [`cluster`]      | `--workers`: each worker's figures to the supervisor, the service's totals back |
 //! | [`supervisor`]   | `--workers`: worker processes on one port, restarted when they die           |
 //!
 //! Read [`server`] first: its header states the rules every other module keeps.
@@ -36,6 +37,7 @@
 
 pub mod backplane;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod context;

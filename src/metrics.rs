@@ -133,6 +133,34 @@ pub struct Counters {
     pub fan_out_slices: u64,
 }
 
+impl Counters {
+    /// Every counter, in one fixed order: what the workers of one service send and sum (see
+    /// [`crate::cluster`]). A counter missing here would be missing from the totals (a test checks).
+    pub fn values_mut(&mut self) -> Vec<&mut u64> {
+        let mut values = vec![
+            &mut self.accepted,
+            &mut self.refused_at_accept,
+            &mut self.accept_pauses,
+            &mut self.over_capacity,
+            &mut self.streams_opened,
+            &mut self.streams_closed,
+            &mut self.events_sent,
+            &mut self.ticks_skipped,
+            &mut self.heartbeats,
+            &mut self.publishes,
+            &mut self.replayed,
+            &mut self.bytes_sent,
+            &mut self.requests,
+            &mut self.errors,
+            &mut self.loop_turns,
+            &mut self.shaped_refused,
+            &mut self.fan_out_slices,
+        ];
+        values.extend(self.closed.iter_mut());
+        values
+    }
+}
+
 /// Gauges: how things stand now.
 #[derive(Debug, Default, Clone)]
 pub struct Gauges {
@@ -147,6 +175,23 @@ pub struct Gauges {
     pub shaped_bytes_per_s: u64,
     /// With `--redis`: 1 while the backplane is connected, else 0 (absent without `--redis`).
     pub backplane_up: Option<u64>,
+    /// With `--workers`: the workers whose figures are in this page's totals (absent otherwise).
+    pub workers: Option<u64>,
+}
+
+impl Gauges {
+    /// Every gauge but the optional ones, in one fixed order (see [`Counters::values_mut`]).
+    pub fn values_mut(&mut self) -> Vec<&mut u64> {
+        vec![
+            &mut self.open_connections,
+            &mut self.open_streams,
+            &mut self.write_queue_bytes,
+            &mut self.timer_queue_size,
+            &mut self.replay_events,
+            &mut self.replay_bytes,
+            &mut self.shaped_bytes_per_s,
+        ]
+    }
 }
 
 /// The Prometheus text exposition (format 0.0.4) of every figure.
@@ -218,6 +263,14 @@ pub fn render(c: &Counters, g: &Gauges) -> String {
     for (name, help, value) in gauges {
         let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
     }
+    if let Some(workers) = g.workers {
+        let name = "mio_sse_workers";
+        let _ = write!(
+            out,
+            "# HELP {name} Worker processes whose figures this page sums (each at most a second old).\n\
+             # TYPE {name} gauge\n{name} {workers}\n"
+        );
+    }
     if let Some(up) = g.backplane_up {
         let name = "mio_sse_backplane_up";
         let _ = write!(
@@ -252,6 +305,18 @@ mod tests {
             let (name, value) = line.rsplit_once(' ').unwrap();
             assert!(name.starts_with("mio_sse_"), "{line}");
             assert!(value.parse::<u64>().is_ok(), "{line}");
+        }
+    }
+
+    #[test]
+    fn every_rendered_figure_is_in_the_value_lists() {
+        let (mut c, mut g) = (Counters::default(), Gauges::default());
+        for value in c.values_mut().into_iter().chain(g.values_mut()) {
+            *value = 7;
+        }
+        let text = render(&c, &g);
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.ends_with(" 7"), "missing from values_mut, so from a service's totals: {line}");
         }
     }
 }

@@ -7,6 +7,7 @@
 //! | [`LISTENER`] (`usize::MAX`)    | the listening socket                     |
 //! | [`SIGNALS`] (`usize::MAX - 1`) | the signal pipe (SIGINT, SIGTERM)        |
 //! | [`BACKPLANE_COMMAND`], [`BACKPLANE_READ`] | the two Redis links (`--redis`) |
+//! | [`CLUSTER`] (`usize::MAX - 4`)  | a worker's link to its supervisor (`--workers`) |
 //! | anything else                  | a connection: [`ConnKey::token`]         |
 //!
 //! Rules:
@@ -31,6 +32,8 @@ pub const SIGNALS: Token = Token(usize::MAX - 1);
 pub const BACKPLANE_COMMAND: Token = Token(usize::MAX - 2);
 /// The token of the backplane's reading connection (`XREAD BLOCK`).
 pub const BACKPLANE_READ: Token = Token(usize::MAX - 3);
+/// The token of a worker's link to its supervisor (see [`crate::cluster`]).
+pub const CLUSTER: Token = Token(usize::MAX - 4);
 
 /// Names one connection: its slab slot and the generation of the connection that holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -52,7 +55,7 @@ impl ConnKey {
 
     /// Whether `token` names a connection (not the listener, the signals or a backplane link).
     pub fn is_connection(token: Token) -> bool {
-        token.0 < BACKPLANE_READ.0
+        token.0 < CLUSTER.0
     }
 }
 
@@ -77,7 +80,7 @@ mod tests {
 
     #[test]
     fn fixed_tokens_are_not_connections() {
-        for token in [LISTENER, SIGNALS, BACKPLANE_COMMAND, BACKPLANE_READ] {
+        for token in [LISTENER, SIGNALS, BACKPLANE_COMMAND, BACKPLANE_READ, CLUSTER] {
             assert!(!ConnKey::is_connection(token), "{token:?}");
         }
     }

@@ -95,10 +95,9 @@ impl<S: Socket> Connection<S> {
                 self.set_state(State::ReadingBody { deadline, publish: Box::new(publish) }, cx, now);
             }
             Route::Metrics { head_only } => {
-                let mut gauges = cx.gauges.clone();
-                let (events, bytes) = cx.hub.ring_len();
-                (gauges.replay_events, gauges.replay_bytes) = (events as u64, bytes as u64);
-                let body = metrics::render(&cx.counters, &gauges);
+                // With workers, the whole service's figures (see `crate::cluster`); else this process's.
+                let figures = cx.cluster_totals.clone().unwrap_or_else(|| cx.figures());
+                let body = metrics::render(&figures.counters, &figures.gauges);
                 let content_type = METRICS_CONTENT_TYPE;
                 let (body, cors) = (body.as_bytes(), cors.as_ref());
                 let a = Answer { status: 200, content_type, body, extra: &[], cors, head_only, persistence };

@@ -53,15 +53,17 @@ use slab::Slab;
 
 mod accept;
 mod fan_out;
+mod supervised;
 
 use crate::clock::Stamp;
+use crate::cluster::WorkerLink;
 use crate::config::Config;
 use crate::conn::{Connection, Next};
 use crate::context::LoopContext;
 use crate::metrics::{CloseReason, Counters};
 use crate::static_files::StaticFiles;
 use crate::timer::TimerQueue;
-use crate::token::{BACKPLANE_COMMAND, BACKPLANE_READ, ConnKey, LISTENER, SIGNALS};
+use crate::token::{BACKPLANE_COMMAND, BACKPLANE_READ, CLUSTER, ConnKey, LISTENER, SIGNALS};
 pub use accept::{ACCEPT_PAUSE, ACCEPTS_PER_TURN, BACKLOG, bind_listener, listen_error};
 pub use fan_out::FAN_OUT_SLICE;
 use fan_out::FanOut;
@@ -105,6 +107,8 @@ pub struct Server {
     out_of_fds: bool,
     /// The fan-out's walk round the streams.
     fan_out: FanOut,
+    /// With `--workers`: this worker's link to its supervisor, for the service's figures.
+    cluster: Option<WorkerLink>,
 }
 
 impl Server {
@@ -152,6 +156,7 @@ impl Server {
             again: Vec::new(),
             refusing: false,
             fan_out: FanOut::default(),
+            cluster: None,
             out_of_fds: false,
         };
         server.poll.registry().register(&mut server.listener, LISTENER, Interest::READABLE)?;
@@ -180,6 +185,7 @@ impl Server {
             self.local_addr,
             self.max_connections
         );
+        self.join_supervisor();
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         loop {
             let timeout = self.poll_timeout(Instant::now());
@@ -201,6 +207,10 @@ impl Server {
                 }
                 if event.token() == BACKPLANE_COMMAND || event.token() == BACKPLANE_READ {
                     self.on_backplane_event(event.token(), now);
+                    continue;
+                }
+                if event.token() == CLUSTER {
+                    self.on_cluster_event();
                     continue;
                 }
                 if event.token() == SIGNALS {
@@ -229,6 +239,7 @@ impl Server {
             self.accept_pending(now);
             self.fire_timers(now);
             self.cx.summarize_logs(now);
+            self.report_to_supervisor(now);
             for key in leftovers {
                 self.with_conn(key, now, |conn, cx| {
                     conn.unqueue();
@@ -331,12 +342,14 @@ impl Server {
         }
         let backplane = self.cx.backplane.as_ref().and_then(|b| b.deadline());
         let logs = self.cx.log_deadline();
+        let cluster = self.cluster.as_ref().map(WorkerLink::deadline);
         let next = [
             self.timers.next_deadline().map(|ms| self.cx.clock.at_ms(ms)),
             self.accept_paused_until,
             self.shutdown_deadline,
             backplane,
             logs,
+            cluster,
         ]
         .into_iter()
         .flatten()

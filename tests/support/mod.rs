@@ -43,6 +43,11 @@ impl Server {
         Self::launch(|| Command::new(env!("CARGO_BIN_EXE_mio-sse")), args, dir)
     }
 
+    /// Like [`Server::start`], running the binary at `exe` (a copy the test may move away).
+    pub fn start_exe(exe: &std::path::Path, args: &[&str]) -> Server {
+        Self::launch(|| Command::new(exe), args, None)
+    }
+
     /// Like [`Server::start`], in a process whose open-file limit is `nofile` (soft and hard).
     pub fn start_with_fd_limit(args: &[&str], nofile: u64) -> Server {
         let make = || {
@@ -151,6 +156,11 @@ impl Server {
     }
 
     /// Waits for the server to exit on its own; returns its exit code.
+    /// The exit status if the process has exited (without waiting).
+    pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
     pub fn wait_exit(&mut self) -> Option<i32> {
         let deadline = Instant::now() + PATIENCE;
         loop {

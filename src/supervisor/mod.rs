@@ -1,0 +1,400 @@
+//! `--workers N`: one supervisor process, N worker processes.
+//!
+//! Each worker is this same binary with the same flags, its own single-threaded event loop, and its own
+//! listener on the same address with `SO_REUSEPORT`: the kernel spreads new connections over them (the
+//! nginx model), and each worker has its own fd limit, so N workers hold N times the streams. Workers share
+//! events and ids only through the Redis backplane, hence `--redis` is required for N > 1.
+//!
+//! The supervisor is a small event loop of its own (one `mio::Poll`): signals, the workers' links
+//! ([`crate::cluster`]), and deadlines for restarts and for sending the service's totals. It
+//! - restarts a worker that dies, with a back-off per worker ([`workers`]), and never exits for a
+//!   worker's sake: only on a signal, or when started wrong (no `--redis`, the address taken);
+//! - on SIGINT or SIGTERM forwards the signal so every worker drains, and exits once all have; on a
+//!   second signal stops them at once;
+//! - on SIGHUP restarts the workers one after another (a rolling restart): each slot's replacement starts
+//!   at once and the old process drains beside it; the next slot goes when the replacement is listening
+//!   and the old process is gone;
+//! - sums the workers' figures once a second and sends the totals to every worker, so `/metrics` on the
+//!   service's address shows the whole service.
+//!
+//! Nothing in it sleeps: everything it waits for is a deadline or an event in `poll`.
+
+mod workers;
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, ExitCode};
+use std::time::Instant;
+
+use mio::net::UnixListener;
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+
+use crate::cluster::{self, Figures, Link, REPORT_EVERY};
+use crate::config::Config;
+use workers::Worker;
+
+const LISTENER: Token = Token(usize::MAX);
+const SIGNALS: Token = Token(usize::MAX - 1);
+/// Links accepted per turn at most.
+const ACCEPTS_PER_TURN: usize = 64;
+
+/// A rolling restart in progress: the slot being replaced, and the old process it waits to be gone.
+#[derive(Debug)]
+struct Roll {
+    slot: usize,
+    started: Instant,
+    replacing: bool,
+}
+
+/// Runs the supervisor until its workers have stopped after a signal.
+pub fn supervise(config: &Config) -> Result<ExitCode, String> {
+    if config.redis.is_none() {
+        return Err(format!(
+            "--workers {} needs --redis: without a shared backplane each worker would publish its own events \
+             with its own ids, and a client that lands on another worker would get the wrong ones",
+            config.workers
+        ));
+    }
+    let addr = fixed_port(config.listen)?;
+    // A bind error shows now, with the address, rather than as workers failing one after another.
+    drop(
+        crate::server::bind_listener(addr, true)
+            .map_err(|e| crate::server::listen_error(addr, &e).to_string())?,
+    );
+    // Resolved once: a binary replaced or removed later is restarted from the same path.
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program's path: {e}"))?;
+    let mut supervisor = Supervisor::new(config.workers as usize, exe, worker_args(addr), addr)
+        .map_err(|e| format!("cannot start supervising: {e}"))?;
+    supervisor.run().map_err(|e| format!("supervisor: {e}"))
+}
+
+struct Supervisor {
+    poll: Poll,
+    signals: Signals,
+    listener: UnixListener,
+    links: Slab<(Link, Option<usize>)>,
+    workers: Vec<Worker>,
+    /// Old processes of a rolling restart, draining beside their replacements.
+    draining: Vec<(usize, Child)>,
+    exe: PathBuf,
+    args: Vec<String>,
+    addr: SocketAddr,
+    said_listening: bool,
+    stopping: bool,
+    roll: Option<Roll>,
+    next_totals: Instant,
+}
+
+impl Supervisor {
+    fn new(count: usize, exe: PathBuf, args: Vec<String>, addr: SocketAddr) -> io::Result<Supervisor> {
+        let poll = Poll::new()?;
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGCHLD])?;
+        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let mut listener = UnixListener::bind_addr(&cluster::supervisor_addr(std::process::id())?)?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let now = Instant::now();
+        Ok(Supervisor {
+            poll,
+            signals,
+            listener,
+            links: Slab::new(),
+            workers: (0..count).map(|index| Worker::new(index, now)).collect(),
+            draining: Vec::new(),
+            exe,
+            args,
+            addr,
+            said_listening: false,
+            stopping: false,
+            roll: None,
+            next_totals: now + REPORT_EVERY,
+        })
+    }
+
+    fn run(&mut self) -> io::Result<ExitCode> {
+        let mut events = Events::with_capacity(256);
+        loop {
+            let now = Instant::now();
+            for worker in &mut self.workers {
+                if !self.stopping {
+                    worker.start_if_due(&self.exe, &self.args, now);
+                }
+            }
+            let timeout = self.next_deadline().map(|at| at.saturating_duration_since(now));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_links(),
+                    SIGNALS => {
+                        if let Some(code) = self.on_signals(now) {
+                            return Ok(code);
+                        }
+                    }
+                    Token(slot) => self.on_link(slot),
+                }
+            }
+            self.reap(now);
+            self.roll_on(now);
+            if now >= self.next_totals {
+                self.send_totals();
+                self.next_totals = now + REPORT_EVERY;
+            }
+            let running = self.workers.iter().filter(|w| w.child.is_some()).count() + self.draining.len();
+            if self.stopping && running == 0 {
+                log::info!("all workers stopped");
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+    }
+
+    /// The earliest deadline: a restart, or the next totals. (Children's exits come as SIGCHLD.)
+    fn next_deadline(&self) -> Option<Instant> {
+        let restarts = self.workers.iter().filter_map(|w| w.restart_at.filter(|_| !self.stopping));
+        restarts.chain([self.next_totals]).min()
+    }
+
+    fn on_signals(&mut self, now: Instant) -> Option<ExitCode> {
+        let pending: Vec<i32> = self.signals.pending().collect();
+        for signal in pending {
+            match signal {
+                SIGHUP if self.roll.is_none() && !self.stopping => {
+                    log::info!(
+                        "signal {signal}: restarting {} workers one after another",
+                        self.workers.len()
+                    );
+                    self.roll = Some(Roll { slot: 0, started: now, replacing: false });
+                }
+                SIGHUP => log::info!("signal {signal}: a rolling restart is already under way"),
+                SIGINT | SIGTERM if self.stopping => {
+                    log::warn!("signal {signal} during shutdown: stopping the workers now");
+                    for child in self.children_mut() {
+                        let _ = child.kill();
+                    }
+                    return Some(ExitCode::from(130));
+                }
+                SIGINT | SIGTERM => {
+                    log::info!("signal {signal}: draining {} workers", self.workers.len());
+                    self.stopping = true;
+                    self.roll = None;
+                    for child in self.children_mut() {
+                        forward(child, signal);
+                    }
+                }
+                _ => {} // SIGCHLD: a child changed; `reap` looks at every one each turn
+            }
+        }
+        None
+    }
+
+    fn children_mut(&mut self) -> impl Iterator<Item = &mut Child> {
+        let running = self.workers.iter_mut().filter_map(|w| w.child.as_mut());
+        running.chain(self.draining.iter_mut().map(|(_, child)| child))
+    }
+
+    /// Collects exited children: a worker that exited unasked is restarted (backed off).
+    fn reap(&mut self, now: Instant) {
+        let rolling = self.roll.as_ref().map(|r| r.slot);
+        for worker in &mut self.workers {
+            let Some(child) = worker.child.as_mut() else { continue };
+            let Ok(Some(status)) = child.try_wait() else { continue };
+            let pid = child.id();
+            if self.stopping {
+                log::info!("worker {} stopped ({status})", worker.index);
+                worker.child = None;
+                continue;
+            }
+            let wait = worker.exited(now, rolling == Some(worker.index));
+            log::warn!("worker {} (pid {pid}) exited ({status}); restarting it in {wait:?}", worker.index);
+        }
+        self.draining.retain_mut(|(index, child)| match child.try_wait() {
+            Ok(Some(status)) => {
+                log::info!("worker {index}'s old process (pid {}) drained and exited ({status})", child.id());
+                false
+            }
+            _ => true,
+        });
+    }
+
+    /// A rolling restart's next step: replace a slot, then wait for the replacement to listen and the
+    /// old process to drain before the next slot.
+    fn roll_on(&mut self, now: Instant) {
+        let Some(roll) = self.roll.as_mut() else { return };
+        let Some(worker) = self.workers.get_mut(roll.slot) else {
+            log::info!(
+                "rolling restart done in {:.1} s",
+                now.saturating_duration_since(roll.started).as_secs_f64()
+            );
+            self.roll = None;
+            return;
+        };
+        if !roll.replacing {
+            if let Some(mut old) = worker.child.take() {
+                forward(&mut old, SIGTERM);
+                log::info!(
+                    "worker {}: the old process (pid {}) drains; its replacement starts",
+                    worker.index,
+                    old.id()
+                );
+                self.draining.push((worker.index, old));
+            }
+            worker.exited(now, true);
+            worker.start_if_due(&self.exe, &self.args, now);
+            roll.replacing = true;
+            return;
+        }
+        let old_gone = !self.draining.iter().any(|(index, _)| *index == roll.slot);
+        if worker.ready && old_gone {
+            roll.slot += 1;
+            roll.replacing = false;
+        }
+    }
+
+    fn accept_links(&mut self) {
+        for _ in 0..ACCEPTS_PER_TURN {
+            match self.listener.accept() {
+                Ok((mut socket, _)) => {
+                    let entry = self.links.vacant_entry();
+                    let token = Token(entry.key());
+                    if let Err(e) = self.poll.registry().register(
+                        &mut socket,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        log::warn!("a worker's link: register: {e}");
+                        continue;
+                    }
+                    entry.insert((Link::new(socket), None));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::warn!("accepting a worker's link: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A worker's report: its figures, and, the first time, that it is listening.
+    fn on_link(&mut self, slot: usize) {
+        let Some((link, _)) = self.links.get_mut(slot) else { return };
+        let lines = match link.flush().and_then(|()| link.read_lines()) {
+            Ok(lines) => lines,
+            Err(e) => {
+                if e.kind() != io::ErrorKind::UnexpectedEof {
+                    log::warn!("a worker's link failed: {e}");
+                }
+                let (mut link, _) = self.links.remove(slot);
+                let _ = self.poll.registry().deregister(&mut link.socket);
+                return;
+            }
+        };
+        for line in lines {
+            let Some(('r', index, figures)) = Figures::decode(&line) else {
+                log::warn!("a worker sent a line that is not a report; dropping its link");
+                let (mut link, _) = self.links.remove(slot);
+                let _ = self.poll.registry().deregister(&mut link.socket);
+                return;
+            };
+            let count = self.workers.len();
+            let Some(worker) = self.workers.get_mut(index as usize) else { continue };
+            if let Some((_, of)) = self.links.get_mut(slot) {
+                *of = Some(worker.index);
+            }
+            if !worker.ready {
+                worker.ready = true;
+                log::debug!("worker {} is listening", worker.index);
+                if !std::mem::replace(&mut self.said_listening, true) {
+                    log::info!(
+                        "listening on http://{} with {} workers (supervisor pid {})",
+                        self.addr,
+                        count,
+                        std::process::id()
+                    );
+                }
+            }
+            worker.report = Some(figures);
+        }
+    }
+
+    /// Sends every worker the sum of the latest reports.
+    fn send_totals(&mut self) {
+        let mut totals = Figures::default();
+        let mut reporting = 0;
+        for report in self.workers.iter().filter_map(|w| w.report.as_ref()) {
+            totals.add(report);
+            reporting += 1;
+        }
+        if reporting == 0 {
+            return;
+        }
+        let line = totals.encode('t', reporting);
+        let mut failed = Vec::new();
+        for (slot, (link, _)) in self.links.iter_mut() {
+            if link.send(&line).is_err() {
+                failed.push(slot);
+            }
+        }
+        for slot in failed {
+            let (mut link, _) = self.links.remove(slot);
+            let _ = self.poll.registry().deregister(&mut link.socket);
+        }
+    }
+}
+
+/// In a worker: drain (SIGTERM) when the supervisor dies, however it dies (a SIGKILL cannot be forwarded),
+/// rather than serve on alone, unsupervised. Returns false if the supervisor is already gone.
+pub fn follow_supervisor(supervisor: u32) -> bool {
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM));
+    // The supervisor may have died before that took effect: then this worker has a new parent.
+    rustix::process::getppid().is_some_and(|ppid| ppid.as_raw_nonzero().get() as u32 == supervisor)
+}
+
+/// Sends `signal` to a worker.
+fn forward(child: &mut Child, signal: i32) {
+    let signal = if signal == SIGINT { rustix::process::Signal::INT } else { rustix::process::Signal::TERM };
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
+/// With port 0, every worker must listen on the same port: pick one now.
+fn fixed_port(addr: SocketAddr) -> Result<SocketAddr, String> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    let probe = std::net::TcpListener::bind(addr).map_err(|e| format!("pick a port on {addr}: {e}"))?;
+    probe.local_addr().map_err(|e| e.to_string())
+}
+
+/// This process's flags for a worker: the same, but one worker, this address, and `SO_REUSEPORT`.
+fn worker_args(addr: SocketAddr) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut skip_value = false;
+    for arg in std::env::args().skip(1) {
+        if skip_value {
+            skip_value = false;
+            continue;
+        }
+        if arg == "--workers" || arg == "--listen" || arg == "--supervisor-pid" || arg == "--worker-index" {
+            skip_value = true;
+            continue;
+        }
+        if arg.starts_with("--workers=") || arg.starts_with("--listen=") {
+            continue;
+        }
+        args.push(arg);
+    }
+    args.extend(["--workers".into(), "1".into(), "--reuse-port".into(), "--listen".into(), addr.to_string()]);
+    args.extend(["--supervisor-pid".into(), std::process::id().to_string()]);
+    args
+}
