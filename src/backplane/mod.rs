@@ -29,7 +29,7 @@
 //! instance keeps serving its streams and ticks, answers publishes with 503 (nothing is queued: a
 //! publisher must know its event was not taken), shows `mio_sse_backplane_up 0`, logs each kind of
 //! failure once an episode (warn), and reconnects with exponential backoff and jitter (100 ms doubling to
-//! 5 s; the doubling starts over once a connection stayed up [`STABLE`]).
+//! 5 s; the doubling starts over once a connection stayed up 5 s).
 //!
 //! A publish that Redis took but whose reply was lost (the link dropped in between) was answered 503
 //! yet is delivered: publishing across the backplane is at-least-once, and a publisher that retries
