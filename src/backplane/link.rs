@@ -168,9 +168,9 @@ impl<W: Copy> Link<W> {
         self.waiting.len()
     }
 
-    /// Whether the TCP connect completed.
-    pub fn connected(&self) -> bool {
-        self.connecting_since.is_none()
+    /// Bytes queued and not yet written.
+    pub fn unsent(&self) -> usize {
+        self.out.len()
     }
 
     /// When the link has waited too long: for its connect, or for the oldest reply.

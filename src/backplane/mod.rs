@@ -74,6 +74,8 @@ const PING_IDLE: Duration = Duration::from_secs(1);
 /// Publishes that may wait for their reply at once; past it a publish gets 503 at once rather than queue
 /// more behind a Redis that does not keep up.
 const MAX_WAITING: usize = 4096;
+/// Bytes of publishes not yet written to Redis (it does not read them): past it, 503 at once.
+const MAX_UNSENT: usize = 16 * 1024 * 1024;
 /// A connection that stayed up this long ends an episode: the backoff and the "logged once" start over.
 const STABLE: Duration = Duration::from_secs(5);
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
@@ -181,13 +183,11 @@ impl<W: Copy> Backplane<W> {
     /// When the backplane wants [`Backplane::on_deadline`] called: a reconnection, a link's deadline, the
     /// next idle `PING`, or now (an instant already past) when a link was cut short by its read bound.
     pub fn deadline(&self) -> Option<Instant> {
-        let mut at = [self.reconnect_at];
-        let links = [&self.command, &self.read];
-        let per_link = links.into_iter().flatten().flat_map(|l| [l.deadline().map(|(at, _)| at), l.again]);
-        let ping = self.command.as_ref().filter(|c| self.command_ready && c.waiting() == 0);
-        at[0] =
-            at.into_iter().chain(per_link).chain([ping.map(|c| c.last_reply + PING_IDLE)]).flatten().min();
-        at[0]
+        let links = [&self.command, &self.read].into_iter().flatten();
+        let per_link = links.flat_map(|l| [l.deadline().map(|(at, _)| at), l.again]);
+        let idle = self.command.as_ref().filter(|c| self.command_ready && c.waiting() == 0);
+        let ping = idle.map(|c| c.last_reply + PING_IDLE);
+        [self.reconnect_at, ping].into_iter().chain(per_link).flatten().min()
     }
 
     /// Sends a publish; returns false (nothing sent) while Redis is down or too far behind.
@@ -196,7 +196,7 @@ impl<W: Copy> Backplane<W> {
             return false;
         }
         let Some(link) = self.command.as_mut() else { return true }; // only with `assume_up`
-        if link.waiting() >= MAX_WAITING {
+        if link.waiting() >= MAX_WAITING || link.unsent() >= MAX_UNSENT {
             return false;
         }
         let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros()).to_string();
