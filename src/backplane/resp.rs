@@ -158,6 +158,9 @@ impl Reader {
         loop {
             let rest = &self.buf[self.pos..];
             let Some(&kind) = rest.first() else { return Ok(None) };
+            if !b"+-:$*".contains(&kind) {
+                return Err(ProtocolError::UnknownType(kind)); // also `\r`, whose line would be empty
+            }
             let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else {
                 return if rest.len() > MAX_LINE { Err(ProtocolError::LineTooLong) } else { Ok(None) };
             };
@@ -309,6 +312,8 @@ mod tests {
     fn malformed_replies_are_errors_not_panics() {
         for (bytes, error) in [
             (&b"?x\r\n"[..], ProtocolError::UnknownType(b'?')),
+            (b"\r\n", ProtocolError::UnknownType(b'\r')), // found by fuzzing: an empty line panicked
+            (b"?", ProtocolError::UnknownType(b'?')),
             (b":12a\r\n", ProtocolError::BadNumber),
             (b":\r\n", ProtocolError::BadNumber),
             (b":99999999999999999999\r\n", ProtocolError::BadNumber),
