@@ -200,15 +200,13 @@ impl Reader {
                 },
                 b'*' => match number(line)? {
                     -1 => Reply::Nil,
-                    0 => Reply::Array(Vec::new()),
                     n if n < 0 => return Err(ProtocolError::BadNumber),
+                    _ if self.open.len() >= MAX_DEPTH => return Err(ProtocolError::TooDeep), // `*0` too
+                    0 => Reply::Array(Vec::new()),
                     n => {
                         let n = usize::try_from(n).map_err(|_| ProtocolError::TooManyElements)?;
                         if n > MAX_REPLY_ELEMENTS - self.elements {
                             return Err(ProtocolError::TooManyElements);
-                        }
-                        if self.open.len() >= MAX_DEPTH {
-                            return Err(ProtocolError::TooDeep);
                         }
                         // Not `with_capacity(n)`: the announced length is not trusted with memory.
                         self.open.push((Vec::with_capacity(n.min(16)), n));
@@ -293,6 +291,9 @@ mod tests {
         assert_eq!(read_all(&deep), Err(ProtocolError::TooDeep));
         let ok = [b"*1\r\n".repeat(MAX_DEPTH), b":1\r\n".to_vec()].concat();
         assert_eq!(read_all(&ok).map(|r| r.len()), Ok(1));
+        // An empty array is a level too (found by fuzzing).
+        let empty = [b"*1\r\n".repeat(MAX_DEPTH), b"*0\r\n".to_vec()].concat();
+        assert_eq!(read_all(&empty), Err(ProtocolError::TooDeep));
     }
 
     #[test]
