@@ -49,6 +49,9 @@ mod reading;
 pub mod resp;
 pub mod url;
 
+#[cfg(test)]
+mod tests;
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::{Registry, Token};
