@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use mio::Poll;
 
-use super::link::{COMMAND_LIMIT, READS_PER_TURN};
+use super::link::{COMMAND_LIMIT, CONNECT_TIMEOUT, READS_PER_TURN};
 use super::{Backplane, PING_IDLE, Published};
 use crate::hub::Hub;
 use crate::token::{BACKPLANE_COMMAND, BACKPLANE_READ};
@@ -179,4 +179,23 @@ fn reads_are_bounded_per_turn_and_the_rest_waits_for_the_next() {
     }
     assert!(turns >= 2, "one turn read it all");
     assert!(rig.backplane.is_up());
+}
+
+#[test]
+fn a_connect_that_does_not_complete_in_time_is_given_up() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut backplane =
+        Backplane::<u32>::new(&format!("redis://{}", listener.local_addr().unwrap()), 10).unwrap();
+    let (poll, mut hub) = (Poll::new().unwrap(), Hub::following(10, 1 << 20, 1 << 20));
+    let now = Instant::now() + Duration::from_millis(10);
+    let _ = backplane.on_deadline(poll.registry(), &mut hub, now);
+    // No writable event is handled: as far as the backplane knows, the connect is still under way.
+    assert_eq!(backplane.deadline(), Some(now + CONNECT_TIMEOUT));
+    let _ =
+        backplane.on_deadline(poll.registry(), &mut hub, now + CONNECT_TIMEOUT - Duration::from_millis(1));
+    assert_eq!(backplane.deadline(), Some(now + CONNECT_TIMEOUT), "still waiting");
+    let _ = backplane.on_deadline(poll.registry(), &mut hub, now + CONNECT_TIMEOUT);
+    let retry = backplane.deadline().unwrap();
+    assert!(retry > now + CONNECT_TIMEOUT && retry <= now + CONNECT_TIMEOUT + Duration::from_millis(100));
+    assert!(!backplane.is_up());
 }
