@@ -206,7 +206,7 @@ impl Server {
                     continue;
                 }
                 if event.token() == BACKPLANE_COMMAND || event.token() == BACKPLANE_READ {
-                    self.on_backplane_event(event.token(), now);
+                    self.on_backplane_event(Some(event.token()), now);
                     continue;
                 }
                 if event.token() == CLUSTER {
@@ -232,10 +232,7 @@ impl Server {
                     conn.drive(cx, now)
                 });
             }
-            if let Some(backplane) = self.cx.backplane.as_mut() {
-                backplane.on_deadline(self.poll.registry(), now);
-                self.cx.gauges.backplane_up = Some(u64::from(backplane.is_up()));
-            }
+            self.on_backplane_event(None, now);
             self.accept_pending(now);
             self.fire_timers(now);
             self.cx.summarize_logs(now);
@@ -321,11 +318,16 @@ impl Server {
         self.settle(key, next, now);
     }
 
-    /// Redis's side: events read are appended to the hub (and fanned out at the end of the turn), and
-    /// publishes that got their id are answered.
-    fn on_backplane_event(&mut self, token: Token, now: Instant) {
+    /// Redis's side, on a link's event (`token`) or every turn (`None`: reconnections, deadlines, links
+    /// cut short by their read bound): events read are appended to the hub (and fanned out at the end of
+    /// the turn), and publishes that got their id (or failed) are answered.
+    fn on_backplane_event(&mut self, token: Option<Token>, now: Instant) {
         let Some(backplane) = self.cx.backplane.as_mut() else { return };
-        let answered = backplane.on_event(token, self.poll.registry(), &mut self.cx.hub, now);
+        let (registry, hub) = (self.poll.registry(), &mut self.cx.hub);
+        let answered = match token {
+            Some(token) => backplane.on_event(token, registry, hub, now),
+            None => backplane.on_deadline(registry, hub, now),
+        };
         self.cx.gauges.backplane_up = Some(u64::from(backplane.is_up()));
         for published in answered {
             self.with_conn(published.waiter, now, |conn, cx| {
