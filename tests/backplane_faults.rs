@@ -346,7 +346,7 @@ impl Server {
     }
 
     fn backplane_up(&self) -> Option<u64> {
-        let metrics = self.exchange(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let metrics = self.exchange(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
         metrics.lines().find_map(|l| l.strip_prefix("mio_sse_backplane_up ")?.trim().parse().ok())
     }
 
@@ -362,7 +362,7 @@ impl Server {
     /// Publishes `data`: the status and the id (with 200).
     fn publish(&self, data: &str) -> (u16, Option<u64>) {
         let raw = format!(
-            "POST /home/events HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{data}",
+            "POST /home/events HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{data}",
             data.len()
         );
         let answer = self.exchange(raw.as_bytes());
@@ -387,7 +387,7 @@ impl Server {
 
     fn open_stream(&self) -> Stream {
         let mut socket = TcpStream::connect(self.addr).unwrap();
-        socket.write_all(b"GET /home/events?interval_ms=100 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        socket.write_all(b"GET /home/events?interval_ms=100 HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
         let mut stream = Stream { socket, seen: Vec::new(), read: 0 };
         stream.ticks(2);
         stream
