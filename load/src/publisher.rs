@@ -3,7 +3,12 @@
 //! event's intended time, instead of silently slowing the schedule down: no coordinated omission).
 //! Waiting, each goes once the one before was answered, as most real publishers do; the delay is still
 //! measured from the schedule.
+//!
+//! Rules: every answer is read and counted by status before a close is reported (a server that answers
+//! `401` and closes must show as `401`, not as a close); a refused publish is kept as
+//! `publish: STATUS REASON` for the report.
 
+use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
@@ -21,6 +26,8 @@ pub struct Publisher {
     pub sent: u64,
     pub accepted: u64,
     pub refused: u64,
+    /// Refused publishes by status (`publish: 401 Unauthorized`), until the driver takes them.
+    refusals: BTreeMap<String, u64>,
 }
 
 impl Publisher {
@@ -36,6 +43,7 @@ impl Publisher {
             sent: 0,
             accepted: 0,
             refused: 0,
+            refusals: BTreeMap::new(),
         })
     }
 
@@ -50,6 +58,11 @@ impl Publisher {
         self.out.extend_from_slice(request.as_bytes());
         self.sent += 1;
         self.drive(&mut [0u8; 4096])
+    }
+
+    /// The refused publishes counted since the last call, by status.
+    pub fn take_refusals(&mut self) -> BTreeMap<String, u64> {
+        std::mem::take(&mut self.refusals)
     }
 
     /// Requests sent and not answered yet.
@@ -82,7 +95,11 @@ impl Publisher {
         }
         loop {
             match self.socket.read(scratch) {
-                Ok(0) => return Err("publisher: closed by server".into()),
+                Ok(0) => {
+                    // The answers before the close are the reason for it: count them first.
+                    self.count_answers()?;
+                    return Err("publish: connection closed by the server".into());
+                }
                 Ok(n) => self.inbuf.extend_from_slice(&scratch[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -114,7 +131,11 @@ impl Publisher {
             match response.code {
                 Some(100) => {} // the go-ahead for a body: not an answer
                 Some(code) if (200..300).contains(&code) => self.accepted += 1,
-                _ => self.refused += 1,
+                code => {
+                    self.refused += 1;
+                    let status = format!("publish: {} {}", code.unwrap_or(0), response.reason.unwrap_or(""));
+                    *self.refusals.entry(status.trim_end().to_owned()).or_default() += 1;
+                }
             }
             self.inbuf.drain(..head_len + length);
         }
