@@ -74,7 +74,7 @@ impl Publisher {
     pub fn drive(&mut self, scratch: &mut [u8]) -> Result<(), String> {
         if !self.connected {
             if let Ok(Some(e)) | Err(e) = self.socket.take_error() {
-                return Err(format!("publisher connect: {}", short(&e)));
+                return Err(format!("connect: {}", short(&e)));
             }
             if self.socket.peer_addr().is_err() {
                 return Ok(());
@@ -86,7 +86,7 @@ impl Publisher {
                 Ok(n) => self.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("publisher write: {}", short(&e))),
+                Err(e) => return Err(format!("write: {}", short(&e))),
             }
         }
         if self.written == self.out.len() {
@@ -98,12 +98,12 @@ impl Publisher {
                 Ok(0) => {
                     // The answers before the close are the reason for it: count them first.
                     self.count_answers()?;
-                    return Err("publish: connection closed by the server".into());
+                    return Err("connection closed by the server".into());
                 }
                 Ok(n) => self.inbuf.extend_from_slice(&scratch[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("publisher read: {}", short(&e))),
+                Err(e) => return Err(format!("read: {}", short(&e))),
             }
         }
         self.count_answers()
@@ -117,7 +117,7 @@ impl Publisher {
             let head_len = match response.parse(&self.inbuf) {
                 Ok(httparse::Status::Complete(len)) => len,
                 Ok(httparse::Status::Partial) => return Ok(()),
-                Err(e) => return Err(format!("publisher: bad answer: {e}")),
+                Err(e) => return Err(format!("bad answer: {e}")),
             };
             let length: usize = response
                 .headers

@@ -36,7 +36,7 @@ pub struct Job {
 
 impl Job {
     /// The job of a client mode's subcommand; `bench` is not one and comes back as its flags.
-    pub fn from_command(command: ModeCommand) -> Result<Job, crate::bench::BenchArgs> {
+    pub fn from_command(command: ModeCommand) -> Result<Job, Box<crate::bench::BenchArgs>> {
         let job = |mode, target, run| Job {
             mode,
             target,
@@ -61,7 +61,7 @@ impl Job {
             ModeCommand::Storm(a) => {
                 Job { streams: Some(a.streams), storm: Some(a.storm), ..job("storm", a.target, a.run) }
             }
-            ModeCommand::Bench(args) => return Err(args),
+            ModeCommand::Bench(args) => return Err(Box::new(args)),
         })
     }
 

@@ -92,7 +92,7 @@ impl Driver {
             Ok(mut publisher) => {
                 let interest = Interest::READABLE | Interest::WRITABLE;
                 if let Err(e) = self.poll.registry().register(&mut publisher.socket, PUBLISHER, interest) {
-                    let cause = format!("not sent: publisher register: {e}");
+                    let cause = format!("publish: not sent: register: {e}");
                     *self.report.publish_failures.entry(cause).or_default() += publishing.count;
                     publishing.count = 0;
                     publishing.done_at = Some(now);
@@ -103,7 +103,7 @@ impl Driver {
                 true
             }
             Err(e) => {
-                let cause = format!("not sent: publisher connect: {}", crate::client::short(&e));
+                let cause = format!("publish: not sent: connect: {}", crate::client::short(&e));
                 *self.report.publish_failures.entry(cause).or_default() += publishing.count;
                 publishing.count = 0;
                 publishing.done_at = Some(now);
@@ -157,10 +157,11 @@ impl Driver {
         let unanswered = publishing.publisher.as_ref().map_or(0, Publisher::outstanding);
         let unsent = publishing.count.saturating_sub(self.report.published);
         if unanswered > 0 {
-            *self.report.publish_failures.entry(format!("no answer: {why}")).or_default() += unanswered;
+            *self.report.publish_failures.entry(format!("publish: no answer: {why}")).or_default() +=
+                unanswered;
         }
         if unsent > 0 {
-            *self.report.publish_failures.entry(format!("not sent: {why}")).or_default() += unsent;
+            *self.report.publish_failures.entry(format!("publish: not sent: {why}")).or_default() += unsent;
         }
         if let Some(mut publisher) = publishing.publisher.take() {
             let _ = self.poll.registry().deregister(&mut publisher.socket);
