@@ -18,6 +18,8 @@ use mio_sse_wire::parser::{Item, Parser};
 pub const MAX_LINE: usize = 1 << 20;
 /// Longest response head accepted.
 pub const MAX_HEAD: usize = 16 * 1024;
+/// `connect` on a non-blocking socket: the handshake is under way.
+const EINPROGRESS: i32 = 115;
 
 /// Where to connect and what to ask.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +49,8 @@ impl Target {
 pub enum Seen {
     /// The response head: its status and whether it is an event stream.
     Head { status: u16, event_stream: bool },
+    /// A comment line (`: ...`), such as a server's greeting or keep-alive.
+    Comment,
     /// A dispatched event: its data, and its id if its own lines set one.
     Event { data: String, id: Option<String> },
     /// The connection ended: the peer closed, reset, or the stream was malformed.
@@ -85,28 +89,34 @@ pub struct Client {
 
 impl Client {
     /// Starts a non-blocking connection from `source` (port chosen by the kernel) to `target`,
-    /// sending `Last-Event-ID` if the parser has one.
+    /// sending `Last-Event-ID` if the parser has one. The error is the failure's cause, as counted.
     pub fn connect(
         target: &Target,
         source: Option<IpAddr>,
         parser: Parser,
         retry_ms: u64,
         small_rcvbuf: bool,
-    ) -> io::Result<Client> {
+    ) -> Result<Client, String> {
         use socket2::{Domain, Protocol, Socket, Type};
-        let socket = Socket::new(Domain::for_address(target.addr), Type::STREAM, Some(Protocol::TCP))?;
-        socket.set_nonblocking(true)?;
-        socket.set_tcp_nodelay(true)?;
+        let socket_error = |e: io::Error| format!("socket: {}", short(&e));
+        let socket = Socket::new(Domain::for_address(target.addr), Type::STREAM, Some(Protocol::TCP))
+            .map_err(socket_error)?;
+        socket.set_nonblocking(true).map_err(socket_error)?;
+        socket.set_tcp_nodelay(true).map_err(socket_error)?;
         if small_rcvbuf {
-            socket.set_recv_buffer_size(2048)?;
+            socket.set_recv_buffer_size(2048).map_err(socket_error)?;
         }
         if let Some(ip) = source {
-            socket.bind(&SocketAddr::new(ip, 0).into())?;
+            // EADDRNOTAVAIL here means the address is not this machine's (at `connect` it means the
+            // address has no free port left): say which.
+            socket
+                .bind(&SocketAddr::new(ip, 0).into())
+                .map_err(|e| format!("bind {ip}: {}", bind_error(&e)))?;
         }
         match socket.connect(&target.addr.into()) {
             Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(115) || e.kind() == io::ErrorKind::WouldBlock => {} // EINPROGRESS
-            Err(e) => return Err(e),
+            Err(e) if e.raw_os_error() == Some(EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(format!("connect: {}", short(&e))),
         }
         let mut request = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n",
@@ -120,8 +130,14 @@ impl Client {
         let std_socket: std::net::TcpStream = socket.into();
         // On loopback the handshake is usually done already: send the request now rather than a loop
         // turn later (an overloaded client would otherwise keep a server's first-request timer running).
-        // 0 when not connected yet (or on a failure, which the writable event will report).
-        let written: usize = (&std_socket).write(request.as_bytes()).unwrap_or_default();
+        // `WouldBlock` means still connecting (the writable event will say when). Any other error is the
+        // connection's end, and the kernel reports it once: dropping it here would leave a dead socket
+        // waited on until the connect timeout (a refused port looked like a 10 s hang).
+        let written = match (&std_socket).write(request.as_bytes()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::NotConnected => 0,
+            Err(e) => return Err(format!("connect: {}", short(&e))),
+        };
         Ok(Client {
             socket: TcpStream::from_std(std_socket),
             phase: Phase::Connecting,
@@ -264,7 +280,7 @@ impl Client {
                     seen.push(Seen::Event { data: event.data, id });
                 }
                 Item::Retry(ms) => self.retry_ms = ms,
-                Item::Comment(_) => {}
+                Item::Comment(_) => seen.push(Seen::Comment),
             }
         }
         Ok(())
@@ -285,6 +301,16 @@ pub fn short(error: &io::Error) -> String {
         io::ErrorKind::TimedOut => "timed out".into(),
         io::ErrorKind::AddrNotAvailable => "no free source port".into(),
         _ => error.to_string(),
+    }
+}
+
+/// A bind error's cause: EADDRNOTAVAIL at `bind` is an address this machine does not have.
+pub fn bind_error(error: &io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::AddrNotAvailable => {
+            "cannot assign requested address (not an address of this machine)".into()
+        }
+        _ => short(error),
     }
 }
 

@@ -3,7 +3,12 @@
 //! event's intended time, instead of silently slowing the schedule down: no coordinated omission).
 //! Waiting, each goes once the one before was answered, as most real publishers do; the delay is still
 //! measured from the schedule.
+//!
+//! Rules: every answer is read and counted by status before a close is reported (a server that answers
+//! `401` and closes must show as `401`, not as a close); a refused publish is kept as
+//! `publish: STATUS REASON` for the report.
 
+use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
@@ -21,6 +26,8 @@ pub struct Publisher {
     pub sent: u64,
     pub accepted: u64,
     pub refused: u64,
+    /// Refused publishes by status (`publish: 401 Unauthorized`), until the driver takes them.
+    refusals: BTreeMap<String, u64>,
 }
 
 impl Publisher {
@@ -36,6 +43,7 @@ impl Publisher {
             sent: 0,
             accepted: 0,
             refused: 0,
+            refusals: BTreeMap::new(),
         })
     }
 
@@ -52,6 +60,11 @@ impl Publisher {
         self.drive(&mut [0u8; 4096])
     }
 
+    /// The refused publishes counted since the last call, by status.
+    pub fn take_refusals(&mut self) -> BTreeMap<String, u64> {
+        std::mem::take(&mut self.refusals)
+    }
+
     /// Requests sent and not answered yet.
     pub fn outstanding(&self) -> u64 {
         self.sent - self.accepted - self.refused
@@ -61,7 +74,7 @@ impl Publisher {
     pub fn drive(&mut self, scratch: &mut [u8]) -> Result<(), String> {
         if !self.connected {
             if let Ok(Some(e)) | Err(e) = self.socket.take_error() {
-                return Err(format!("publisher connect: {}", short(&e)));
+                return Err(format!("connect: {}", short(&e)));
             }
             if self.socket.peer_addr().is_err() {
                 return Ok(());
@@ -73,7 +86,7 @@ impl Publisher {
                 Ok(n) => self.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("publisher write: {}", short(&e))),
+                Err(e) => return Err(format!("write: {}", short(&e))),
             }
         }
         if self.written == self.out.len() {
@@ -82,11 +95,15 @@ impl Publisher {
         }
         loop {
             match self.socket.read(scratch) {
-                Ok(0) => return Err("publisher: closed by server".into()),
+                Ok(0) => {
+                    // The answers before the close are the reason for it: count them first.
+                    self.count_answers()?;
+                    return Err("connection closed by the server".into());
+                }
                 Ok(n) => self.inbuf.extend_from_slice(&scratch[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("publisher read: {}", short(&e))),
+                Err(e) => return Err(format!("read: {}", short(&e))),
             }
         }
         self.count_answers()
@@ -100,7 +117,7 @@ impl Publisher {
             let head_len = match response.parse(&self.inbuf) {
                 Ok(httparse::Status::Complete(len)) => len,
                 Ok(httparse::Status::Partial) => return Ok(()),
-                Err(e) => return Err(format!("publisher: bad answer: {e}")),
+                Err(e) => return Err(format!("bad answer: {e}")),
             };
             let length: usize = response
                 .headers
@@ -114,7 +131,11 @@ impl Publisher {
             match response.code {
                 Some(100) => {} // the go-ahead for a body: not an answer
                 Some(code) if (200..300).contains(&code) => self.accepted += 1,
-                _ => self.refused += 1,
+                code => {
+                    self.refused += 1;
+                    let status = format!("publish: {} {}", code.unwrap_or(0), response.reason.unwrap_or(""));
+                    *self.refusals.entry(status.trim_end().to_owned()).or_default() += 1;
+                }
             }
             self.inbuf.drain(..head_len + length);
         }

@@ -1,5 +1,6 @@
-//! The benchmark: starts `mio-sse`, runs the workloads, reads the server's memory and CPU from /proc and
-//! its counters from /metrics, and writes the figures (`bench/results.json`) and two SVG plots.
+//! The benchmark: starts `mio-sse` (or takes any server at `--url`), runs the workloads, reads the
+//! server's memory and CPU from /proc and its counters from /metrics, and writes the figures
+//! (`bench/results.json`) and two SVG plots.
 //!
 //! Figures come from this one command on this machine, never from a timed test: machines are shared and
 //! noisy, so read them as what this run measured, and compare ratios within one run.
@@ -8,6 +9,7 @@
 //! |---------------|-----------------------------------------------------------------------------|
 //! | [`workloads`] | hold and fan-out runs against a fresh server, each returning its figures     |
 //! | [`server`]    | the `mio-sse` process: found or built, started, read from /proc and /metrics |
+//! | [`subject`]   | what is measured: a fresh `mio-sse` per workload, or a given server and pid  |
 //! | [`figures`]   | the records in results.json, one progress line per workload, the table       |
 //! | [`plots`]     | the memory and latency SVGs                                                  |
 
@@ -16,10 +18,12 @@ use std::path::PathBuf;
 pub mod figures;
 pub mod plots;
 pub mod server;
+pub mod subject;
 pub mod workloads;
 
 use figures::{Results, fanout_line, hold_line, summary};
 use plots::{latency_svg, memory_svg};
+use subject::Subject;
 use workloads::{fanout_run, hold_run};
 
 /// The benchmark's flags.
@@ -44,31 +48,52 @@ pub struct BenchArgs {
     #[arg(long, default_value = "bench")]
     pub out_dir: PathBuf,
     /// The mio-sse binary [default: built with cargo, next to this one].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "url")]
     pub server: Option<PathBuf>,
+    /// Benchmark the SSE server at this URL instead of starting mio-sse (publishing by POST to the same
+    /// URL): client-side figures; the tick runs, which need a server configured per workload, are skipped.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// With --url: the server's process id, to read its memory and CPU from /proc (else not measured).
+    #[arg(long, requires = "url")]
+    pub server_pid: Option<u32>,
 }
 
 /// Runs every workload and writes the results.
 pub fn run(args: &BenchArgs) -> Result<(), String> {
-    let exe = server::server_binary(args.server.as_deref())?;
+    let subject = match &args.url {
+        Some(url) => {
+            let target = crate::client::Target::parse(url)?;
+            eprintln!(
+                "bench: the server at {url}{}",
+                args.server_pid
+                    .map_or(" (no --server-pid: server memory and CPU not measured)".into(), |pid| {
+                        format!(", process {pid}")
+                    })
+            );
+            Subject::Given { target, pid: args.server_pid }
+        }
+        None => Subject::Binary(server::server_binary(args.server.as_deref())?),
+    };
+    let exe = &subject;
     std::fs::create_dir_all(&args.out_dir).map_err(|e| e.to_string())?;
     let mut hold = Vec::new();
     for &n in &args.counts {
         eprintln!("bench: holding {n} streams with 1 s ticks");
-        let figures = hold_run(&exe, n, args.tick_seconds)?;
+        let figures = hold_run(exe, n, args.tick_seconds)?;
         eprintln!("bench: {}", hold_line(&figures));
         hold.push(figures);
     }
     let (streams, events) = (args.fanout_streams, args.fanout_events);
     eprintln!("bench: fan-out of {events} events to {streams} streams, as fast as a waiting publisher can");
-    let fanout_max_rate = fanout_run(&exe, streams, events, 0.0, true)?;
+    let fanout_max_rate = fanout_run(exe, streams, events, 0.0, true)?;
     eprintln!("bench: {}", fanout_line(&fanout_max_rate));
     eprintln!("bench: fan-out of {events} events to {streams} streams, pipelined");
-    let fanout_max_rate_pipelined = fanout_run(&exe, streams, events, 0.0, false)?;
+    let fanout_max_rate_pipelined = fanout_run(exe, streams, events, 0.0, false)?;
     eprintln!("bench: {}", fanout_line(&fanout_max_rate_pipelined));
     let events = (args.latency_seconds * 5.0) as u64;
     eprintln!("bench: {events} events at 5/s to {streams} streams");
-    let fanout_5_per_s = fanout_run(&exe, streams, events, 5.0, true)?;
+    let fanout_5_per_s = fanout_run(exe, streams, events, 5.0, true)?;
     eprintln!("bench: {}", fanout_line(&fanout_5_per_s));
     let results =
         Results { machine: machine(), hold, fanout_max_rate, fanout_max_rate_pipelined, fanout_5_per_s };

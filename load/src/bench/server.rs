@@ -43,36 +43,56 @@ impl ServerProcess {
         Ok(ServerProcess { child, addr })
     }
 
-    pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
+    /// The process's id, for /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
-    /// CPU time so far (user + system), in nanoseconds from /proc/PID/schedstat: /proc/PID/stat
-    /// counts in 10 ms ticks, too coarse for a thousand connections. The server has one thread.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib_of(self.pid())
+    }
+
+    /// CPU time so far (user + system): see [`cpu_of`].
     pub fn cpu(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/schedstat", self.child.id())).unwrap_or_default();
-        Duration::from_nanos(stat.split_whitespace().next().and_then(|ns| ns.parse().ok()).unwrap_or(0))
+        cpu_of(self.pid())
     }
 
     /// One value from /metrics.
     pub fn metric(&self, name: &str) -> Result<u64, String> {
-        let mut stream = TcpStream::connect(self.addr).map_err(|e| e.to_string())?;
-        stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-            .map_err(|e| e.to_string())?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).map_err(|e| e.to_string())?;
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-            .ok_or_else(|| format!("{name} not in /metrics"))
+        metric_of(self.addr, name)
     }
+}
+
+/// A process's resident memory, KiB (0 if it cannot be read).
+pub fn rss_kib_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A process's CPU time so far (user + system, its main thread), in nanoseconds from
+/// /proc/PID/schedstat: /proc/PID/stat counts in 10 ms ticks, too coarse for a thousand connections.
+/// `mio-sse` has one thread.
+pub fn cpu_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).unwrap_or_default();
+    Duration::from_nanos(stat.split_whitespace().next().and_then(|ns| ns.parse().ok()).unwrap_or(0))
+}
+
+/// One value from a server's /metrics (Prometheus text).
+pub fn metric_of(addr: SocketAddr, name: &str) -> Result<u64, String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).map_err(|e| e.to_string())?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .ok_or_else(|| format!("{name} not in /metrics"))
 }
 
 impl Drop for ServerProcess {

@@ -4,23 +4,22 @@
 //! Rules: the server is measured only inside a window where nothing else happens (after every stream
 //! connected, after [`settle`]), and the load generator never shares a process with it.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::figures::{FanoutFigures, HoldFigures};
-use super::server::{ServerProcess, settle, wait_for};
-use crate::client::Target;
+use super::server::{settle, wait_for};
+use super::subject::{Server, Subject};
 use crate::driver::{self, Fanout, Mode, Plan};
 use crate::report::Report;
 
 /// Holds `n` streams, twice on fresh servers. First with one tick at connect and no more: memory,
 /// accept rate and CPU per connection set-up, with nothing else running. Then with 1 s ticks: CPU per
-/// tick and tick lateness over `tick_seconds`.
-pub fn hold_run(exe: &Path, n: usize, tick_seconds: f64) -> Result<HoldFigures, String> {
-    let (rss_idle, rss, accept_per_s, cpu_per_connection) = {
-        let server = ServerProcess::start(exe, &["--interval-ms", "3600000"])?;
+/// tick and tick lateness over `tick_seconds` (a given server, not configurable, skips this part).
+pub fn hold_run(subject: &Subject, n: usize, tick_seconds: f64) -> Result<HoldFigures, String> {
+    let (rss_idle, rss, accept_per_s, cpu_per_connection, failures) = {
+        let server = subject.start(&["--interval-ms", "3600000"])?;
         settle();
         let (rss_idle, cpu_start) = (server.rss_kib(), server.cpu());
         let (ready, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
@@ -42,9 +41,27 @@ pub fn hold_run(exe: &Path, n: usize, tick_seconds: f64) -> Result<HoldFigures, 
                 report.failure_causes()
             );
         }
-        (rss_idle, rss, n as f64 / ready_after.as_secs_f64(), cpu.as_secs_f64() * 1e6 / n as f64)
+        let accept_per_s = n as f64 / ready_after.as_secs_f64();
+        (rss_idle, rss, accept_per_s, cpu.as_secs_f64() * 1e6 / n as f64, report.failure_count())
     };
-    let server = ServerProcess::start(exe, &["--interval-ms", "1000"])?;
+    if !subject.is_started() {
+        return Ok(HoldFigures {
+            streams: n,
+            failures,
+            rss_idle_kib: rss_idle,
+            rss_kib: rss,
+            bytes_per_stream: (rss.saturating_sub(rss_idle) * 1024) as f64 / n as f64,
+            accept_per_s,
+            server_cpu_us_per_connection: cpu_per_connection,
+            server_cpu_us_per_tick: 0.0,
+            ticks_sent: 0,
+            ticks_skipped: 0,
+            tick_lateness_p50_ms: 0,
+            tick_lateness_p99_ms: 0,
+            tick_lateness_max_ms: 0,
+        });
+    }
+    let server = subject.start(&["--interval-ms", "1000"])?;
     let (ready, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     let mut plan = plan(Mode::Hold, &server, n);
     plan.tick_interval_ms = 1000;
@@ -81,15 +98,15 @@ pub fn hold_run(exe: &Path, n: usize, tick_seconds: f64) -> Result<HoldFigures, 
 /// `n` subscribers on a fresh server (ticks off), then `events` publishes at `rate` (0: at once), each
 /// waiting for the answer to the one before or pipelined.
 pub fn fanout_run(
-    exe: &Path,
+    subject: &Subject,
     n: usize,
     events: u64,
     rate: f64,
     waits: bool,
 ) -> Result<FanoutFigures, String> {
-    let server = ServerProcess::start(exe, &["--interval-ms", "0", "--replay-events", "10000"])?;
+    let server = subject.start(&["--interval-ms", "0", "--replay-events", "10000"])?;
     let fanout = Fanout {
-        target: events_target(&server),
+        target: server.events_target(),
         events,
         rate_per_s: rate,
         payload_bytes: 64,
@@ -122,10 +139,10 @@ pub fn fanout_run(
 }
 
 /// A plan against `server` with the benchmark's settings: all at once, no reconnects, quiet.
-fn plan(mode: Mode, server: &ServerProcess, streams: usize) -> Plan {
+fn plan(mode: Mode, server: &Server, streams: usize) -> Plan {
     Plan {
         mode,
-        target: events_target(server),
+        target: server.events_target(),
         streams,
         ramp_per_s: 0.0,
         source_ips: Vec::new(),
@@ -134,14 +151,10 @@ fn plan(mode: Mode, server: &ServerProcess, streams: usize) -> Plan {
         connect_timeout: Duration::from_secs(10),
         slow_share: 0.0,
         tick_interval_ms: 0,
-        progress: false,
+        ids: crate::ids::IdCheck::Sequential,
+        samples: None,
         go: None,
         ready: None,
         stop: None,
     }
-}
-
-/// `server`'s event stream (and publishing endpoint).
-fn events_target(server: &ServerProcess) -> Target {
-    Target { addr: server.addr, authority: server.addr.to_string(), path: "/home/events".into() }
 }

@@ -1,16 +1,20 @@
 //! The load generator's event loop: one `mio::Poll` drives every subscriber, the publisher, the ramp,
-//! reconnections and the progress line, by the same rules as the server's loop:
+//! reconnections and the per-second samples, by the same rules as the server's loop:
 //! - edge-triggered: a socket is read to `WouldBlock` or, when its per-turn bound stops it first, driven
 //!   again next turn without waiting for an edge that will not come;
 //! - bounded work per turn: so many opens, reads and publishes a turn, so no part starves the others;
 //! - deadlines are the poll timeout: the next open on the ramp, the next reconnection, the next publish,
-//!   the next progress line (and at most a second, and 20 ms while waiting for GO or a stop).
+//!   the next second's sample (and at most a second, and 20 ms while waiting for GO or a stop);
+//! - every attempt is accounted for: when the run ends, an attempt still without its head is a failure
+//!   (`no response head when the run ended`), a dropped stream not yet back is counted as not back.
 //!
 //! | module           | its one job                                                              |
 //! |------------------|--------------------------------------------------------------------------|
 //! | [`plan`]         | what a run is asked to do: [`Plan`], [`Mode`], [`Fanout`]                |
 //! | `subscribers`    | opening, attempts, closes, reconnections, timeouts, the storm, settling  |
 //! | `seen`           | counting what a client saw: heads, events (ids, latency, ticks), ends    |
+//! | `churn`          | churn cycles: readiness, exactly the cycles asked, at most C at once      |
+//! | `timeline`       | the sample of each second, sent to whoever reads them                     |
 //! | `publishing`     | a fan-out's schedule, publisher, and end                                 |
 //! | [`stamps`]       | the publisher's stamp and the server's ticks in event data (pure)        |
 //! | `retry_queue`    | when each dropped stream tries again                                     |
@@ -24,19 +28,21 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token};
 use slab::Slab;
 
-use crate::report::Report;
+use crate::report::{Report, Sample};
 use publishing::Publishing;
 use retry_queue::RetryQueue;
 use subscribers::Sub;
 
+mod churn;
 pub mod plan;
 mod publishing;
 mod retry_queue;
 mod seen;
 pub mod stamps;
 mod subscribers;
+mod timeline;
 
-pub use plan::{Fanout, Mode, Plan};
+pub use plan::{Fanout, Mode, Plan, ReadyOn};
 
 /// The publisher's token (subscribers use their slab slot).
 const PUBLISHER: Token = Token(usize::MAX);
@@ -72,15 +78,24 @@ struct Driver {
     /// Subscribers a per-turn read bound stopped: driven again next turn.
     again: Vec<usize>,
     next_timeout_check: Instant,
+    /// This second's sample so far, and the cumulative counts at its start.
+    second: Sample,
+    second_base: timeline::Counts,
 }
 
 impl Driver {
     fn new(plan: Plan) -> io::Result<Driver> {
-        let report =
-            Report { mode: plan.mode.name().to_owned(), streams: plan.streams as u64, ..Report::default() };
-        let concurrency = match plan.mode {
-            Mode::Churn { concurrency, .. } => concurrency,
-            _ => 0,
+        let (streams, cycles_asked) = match plan.mode {
+            Mode::Churn { cycles, concurrency, .. } => (concurrency, cycles),
+            _ => (plan.streams, 0),
+        };
+        let report = Report {
+            mode: plan.mode.name().to_owned(),
+            streams: streams as u64,
+            cycles_asked,
+            id_check: plan.ids,
+            reconnecting: plan.reconnect,
+            ..Report::default()
         };
         let publishing = match &plan.mode {
             Mode::Fanout(fanout) => Some(Publishing::new(fanout.clone())),
@@ -88,7 +103,7 @@ impl Driver {
         };
         Ok(Driver {
             poll: Poll::new()?,
-            subs: Slab::with_capacity(plan.streams.max(concurrency)),
+            subs: Slab::with_capacity(streams),
             reconnects: RetryQueue::default(),
             report,
             started: Instant::now(),
@@ -103,6 +118,8 @@ impl Driver {
             stopped: 0,
             again: Vec::new(),
             next_timeout_check: Instant::now(),
+            second: Sample::default(),
+            second_base: timeline::Counts::default(),
             plan,
         })
     }
@@ -111,7 +128,6 @@ impl Driver {
     fn run(mut self) -> io::Result<Report> {
         let mut events = Events::with_capacity(1024);
         let mut next_progress = self.started + Duration::from_secs(1);
-        let mut last_events = 0;
         loop {
             let now = Instant::now();
             let timeout = self.poll_timeout(now, next_progress);
@@ -146,10 +162,7 @@ impl Driver {
                 self.storm(now);
             }
             if now >= next_progress {
-                if self.plan.progress {
-                    self.print_progress(now, self.report.events - last_events);
-                }
-                last_events = self.report.events;
+                self.end_second();
                 next_progress += Duration::from_secs(1);
             }
             if self.finished(now) {
@@ -157,6 +170,7 @@ impl Driver {
             }
         }
         self.finish();
+        self.end_second();
         Ok(self.report)
     }
 
@@ -181,19 +195,6 @@ impl Driver {
         until.saturating_duration_since(now).min(Duration::from_secs(1))
     }
 
-    /// The progress line (stderr), once a second.
-    fn print_progress(&self, now: Instant, events_last_second: u64) {
-        eprintln!(
-            "t={:>4.0}s connected={} events/s={} delivered={} errors={} reconnects={}",
-            now.duration_since(self.started).as_secs_f64(),
-            self.open_streams(),
-            events_last_second,
-            self.report.delivered,
-            self.report.failure_count(),
-            self.report.reconnects
-        );
-    }
-
     /// Whether the parent said GO (always, without `--procs`).
     fn go(&self) -> bool {
         self.plan.go.as_ref().is_none_or(|go| go.load(Ordering::Relaxed))
@@ -208,20 +209,28 @@ impl Driver {
             return true;
         }
         match &self.plan.mode {
-            Mode::Hold | Mode::Storm { .. } => false,
-            Mode::Churn { cycles, .. } => self.report.cycles >= *cycles,
+            // Every stream stopped for good (refused, a non-200, dropped without --reconnect): nothing
+            // more can happen.
+            Mode::Hold | Mode::Storm { .. } => self.all_settled() && self.stopped >= self.subs.len(),
+            Mode::Churn { .. } => self.churn_finished(),
             Mode::Fanout(_) => self.publishing.as_ref().is_some_and(|p| self.fanout_finished(p, now)),
         }
     }
 
-    /// The figures only known at the end: elapsed time, deliveries expected, the last silences.
+    /// The figures only known at the end: elapsed time, deliveries expected, the last silences, and the
+    /// attempts the end cut short.
     fn finish(&mut self) {
         let now = Instant::now();
         self.report.elapsed_s = now.duration_since(self.started).as_secs_f64();
+        self.account_unfinished();
         if let Some(publishing) = &self.publishing {
-            // Every worker counts the same publishes, for its own subscribers.
+            // The publishing worker expects what the server accepted; a worker that only subscribes does
+            // not know that, and expects every event (the merge puts the publisher's count in).
             let subscribers = self.subs.iter().filter(|(_, s)| !s.stopped).count() as u64;
-            self.report.expected = publishing.count * subscribers;
+            self.report.subscribers = subscribers;
+            let published =
+                if publishing.settings.publishes { self.report.publish_accepted } else { publishing.count };
+            self.report.expected = published * subscribers;
             if let (Some(start), Some(end)) = (publishing.started, self.last_delivery) {
                 self.report.delivery_window_s = end.saturating_duration_since(start).as_secs_f64();
             }

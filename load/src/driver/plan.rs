@@ -7,9 +7,12 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use crate::client::Target;
+use crate::ids::IdCheck;
+use crate::report::Sample;
 
 /// Everything a run needs to know.
 #[derive(Debug, Clone)]
@@ -33,8 +36,10 @@ pub struct Plan {
     pub slow_share: f64,
     /// The server's tick interval, to measure tick lateness (0: not measured).
     pub tick_interval_ms: u64,
-    /// Print a progress line each second (stderr).
-    pub progress: bool,
+    /// How event ids are checked.
+    pub ids: IdCheck,
+    /// Where each second's [`Sample`] goes (progress line, time series, a `--procs` parent), if anywhere.
+    pub samples: Option<Sender<Sample>>,
     /// With `--procs`: subscribers wait for this before publishing starts (set by the parent's GO).
     pub go: Option<Arc<AtomicBool>>,
     /// Set once every stream has connected (or failed): `--procs` workers say READY, the benchmark
@@ -51,10 +56,32 @@ pub enum Mode {
     Hold,
     /// Open the streams, then publish and measure every delivery.
     Fanout(Fanout),
-    /// Connect, read the first event, close; `cycles` times in all, `concurrency` at once.
-    Churn { cycles: u64, concurrency: usize },
+    /// Connect, wait until ready, close; exactly `cycles` times in all, `concurrency` at once.
+    Churn { cycles: u64, concurrency: usize, ready_on: ReadyOn },
     /// Hold, then drop every stream at once after `after` and reconnect them all.
     Storm { after: Duration },
+}
+
+/// When a churn cycle's stream counts as ready (and is closed). Ordered: a later stage is also ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, clap::ValueEnum)]
+pub enum ReadyOn {
+    /// The `200 text/event-stream` response head.
+    Head,
+    /// The first comment or event (a server that greets with `: ok` counts).
+    Comment,
+    /// The first event (what a browser's `onmessage` sees).
+    #[default]
+    Event,
+}
+
+impl ReadyOn {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadyOn::Head => "head",
+            ReadyOn::Comment => "comment",
+            ReadyOn::Event => "event",
+        }
+    }
 }
 
 /// A fan-out's publishing: where, how many, how fast, how big, and by whom.

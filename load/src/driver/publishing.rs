@@ -9,7 +9,9 @@
 //! - At most [`PUBLISHES_PER_TURN`] a turn, as fast as possible or not, so subscribers are read too.
 //! - A publisher that waits for answers has at most one `POST` outstanding: the next goes as soon as the
 //!   answer is read (in the same turn), never earlier than its scheduled time.
-//! - A publisher that fails cuts the count short: the events never sent are not expected.
+//! - Every answer is counted by status: only accepted publishes (2xx) are expected at the subscribers; a
+//!   refused one is a `publish: STATUS REASON` failure. A publisher whose connection fails cuts the count
+//!   short: requests left unanswered and events never sent are counted as publish failures too.
 
 use std::time::{Duration, Instant};
 
@@ -31,11 +33,13 @@ pub(super) struct Publishing {
     publisher: Option<Publisher>,
     /// When publishing started: the schedule's origin.
     pub(super) started: Option<Instant>,
+    /// When the last publish was answered (or the publisher failed).
+    done_at: Option<Instant>,
 }
 
 impl Publishing {
     pub(super) fn new(settings: Fanout) -> Publishing {
-        Publishing { count: settings.events, settings, publisher: None, started: None }
+        Publishing { count: settings.events, settings, publisher: None, started: None, done_at: None }
     }
 
     /// When the `published`-th event is due: `None` before the start, once all are sent, and while a
@@ -88,7 +92,10 @@ impl Driver {
             Ok(mut publisher) => {
                 let interest = Interest::READABLE | Interest::WRITABLE;
                 if let Err(e) = self.poll.registry().register(&mut publisher.socket, PUBLISHER, interest) {
-                    self.report.fail(format!("publisher register: {e}"));
+                    let cause = format!("publish: not sent: register: {e}");
+                    *self.report.publish_failures.entry(cause).or_default() += publishing.count;
+                    publishing.count = 0;
+                    publishing.done_at = Some(now);
                     return false;
                 }
                 publishing.publisher = Some(publisher);
@@ -96,8 +103,10 @@ impl Driver {
                 true
             }
             Err(e) => {
-                self.report.fail(format!("publisher connect: {e}"));
+                let cause = format!("publish: not sent: connect: {}", crate::client::short(&e));
+                *self.report.publish_failures.entry(cause).or_default() += publishing.count;
                 publishing.count = 0;
+                publishing.done_at = Some(now);
                 false
             }
         }
@@ -117,14 +126,48 @@ impl Driver {
                 unix_ns().saturating_sub(now.saturating_duration_since(intended).as_nanos() as u64);
             let body = stamped_body(self.report.published, intended_ns, publishing.settings.payload_bytes);
             let Some(publisher) = publishing.publisher.as_mut() else { return };
-            if let Err(why) = publisher.send(&publishing.settings.target, &body) {
-                self.report.fail(why);
-                publishing.count = self.report.published;
-                return;
-            }
             self.report.published += 1;
             budget -= 1;
+            if let Err(why) = publisher.send(&publishing.settings.target, &body) {
+                self.publisher_failed(now, &why);
+                return;
+            }
         }
+        self.take_answers(now);
+    }
+
+    /// Moves the publisher's answer counts into the report; notes when the last publish was answered.
+    fn take_answers(&mut self, now: Instant) {
+        let Some(publishing) = self.publishing.as_mut() else { return };
+        let Some(publisher) = publishing.publisher.as_mut() else { return };
+        self.report.publish_accepted = publisher.accepted;
+        for (status, n) in publisher.take_refusals() {
+            *self.report.publish_failures.entry(status).or_default() += n;
+        }
+        if self.report.published >= publishing.count && publisher.outstanding() == 0 {
+            publishing.done_at.get_or_insert(now);
+        }
+    }
+
+    /// The publisher's connection failed: its answers so far are counted, then what it can no longer
+    /// do (requests unanswered, events never sent) is counted as publish failures, and publishing ends.
+    fn publisher_failed(&mut self, now: Instant, why: &str) {
+        self.take_answers(now);
+        let Some(publishing) = self.publishing.as_mut() else { return };
+        let unanswered = publishing.publisher.as_ref().map_or(0, Publisher::outstanding);
+        let unsent = publishing.count.saturating_sub(self.report.published);
+        if unanswered > 0 {
+            *self.report.publish_failures.entry(format!("publish: no answer: {why}")).or_default() +=
+                unanswered;
+        }
+        if unsent > 0 {
+            *self.report.publish_failures.entry(format!("publish: not sent: {why}")).or_default() += unsent;
+        }
+        if let Some(mut publisher) = publishing.publisher.take() {
+            let _ = self.poll.registry().deregister(&mut publisher.socket);
+        }
+        publishing.count = self.report.published;
+        publishing.done_at = Some(now);
     }
 
     /// Reads the publisher's answers and writes what it still owes; a waiting publisher whose answer
@@ -133,29 +176,32 @@ impl Driver {
         let Some(publishing) = self.publishing.as_mut() else { return };
         let Some(publisher) = publishing.publisher.as_mut() else { return };
         if let Err(why) = publisher.drive(&mut self.scratch) {
-            self.report.fail(why);
-            publishing.count = self.report.published;
+            self.publisher_failed(now, &why);
             return;
         }
-        if publishing.settings.waits_for_answers {
+        let waits = publishing.settings.waits_for_answers;
+        self.take_answers(now);
+        if waits {
             self.publish_scheduled(now);
         }
     }
 
-    /// A fan-out is over when publishing is done and every delivery arrived, or 5 s after the last
-    /// delivery (the rest are lost); at once if there is nothing to publish.
+    /// A fan-out is over when publishing is done (every publish answered, or the publisher failed) and
+    /// every accepted event reached every subscriber, or 5 s after the later of the last delivery and
+    /// the end of publishing (the rest are lost).
     pub(super) fn fanout_finished(&self, publishing: &Publishing, now: Instant) -> bool {
         let subscribers = (self.subs.len() - self.stopped) as u64;
-        let expected = publishing.count * subscribers;
-        let all_in = publishing.count > 0 && self.report.delivered >= expected;
-        // A worker that only subscribes knows publishing is under way once GO came.
-        let publishing_done = if publishing.settings.publishes {
-            publishing.started.is_some() && self.next_publish_at().is_none()
+        let quiet_since =
+            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) > Duration::from_secs(5));
+        if publishing.settings.publishes {
+            let Some(done_at) = publishing.done_at else { return false };
+            let all_in = self.report.delivered >= self.report.publish_accepted * subscribers;
+            let last = self.last_delivery.map_or(done_at, |t| t.max(done_at));
+            all_in || quiet_since(Some(last))
         } else {
-            self.go() && self.ready_said
-        };
-        let drained =
-            self.last_delivery.is_some_and(|t| now.saturating_duration_since(t) > Duration::from_secs(5));
-        (publishing_done && (all_in || drained)) || (publishing.count == 0 && self.ready_said)
+            // A worker that only subscribes knows publishing is under way once GO came.
+            let all_in = publishing.count > 0 && self.report.delivered >= publishing.count * subscribers;
+            self.go() && self.ready_said && (all_in || quiet_since(self.last_delivery))
+        }
     }
 }

@@ -1,17 +1,20 @@
-//! Counting what a subscriber's client saw ([`Seen`]): a stream opened or refused, an event (its id
-//! checked, its delivery or tick timed, a churn cycle completed), or the connection's end.
+//! Counting what a subscriber's client saw ([`Seen`]): a stream opened or refused, a comment, an event
+//! (its id checked, its delivery or tick timed, a churn cycle made ready), or the connection's end.
 //!
 //! Rules:
-//! - An event with its own id is new only if the id is past the last one: a repeat or a step back is a
-//!   duplicate (and is not counted as a delivery), a jump is a gap.
+//! - An event's own id is checked by the run's rule ([`crate::ids`]); a duplicate is not a delivery.
 //! - Latency is measured from the publisher's stamp (the event's intended time), tick lateness from the
 //!   stream's own grid of ticks, and only in steady state.
+//! - A head is timed into `connect_us` on a stream's first attempt and into `reconnect_us` after; a
+//!   dropped stream's drop-to-head time goes into `recovery_us`.
 //! - A browser gives up on any status but 200 (204 is the polite stop): so does a refused stream.
+//! - A stream that ends after connecting is a drop (by cause); with `--reconnect` it tries again after its
+//!   `retry:` time and counts as not back until it has.
 
 use std::time::{Duration, Instant};
 
 use super::Driver;
-use super::plan::Mode;
+use super::plan::{Mode, ReadyOn};
 use super::stamps::{DAY_MS, ideal_tick_ms, lateness_ms, publish_stamp, tick_time, unix_ns};
 use crate::client::Seen;
 
@@ -22,18 +25,30 @@ impl Driver {
         let Some(client) = self.subs.get(slot).and_then(|sub| sub.client.as_ref()) else { return };
         let since_attempt = now.saturating_duration_since(client.attempt_started);
         match item {
-            Seen::Head { status: 200, event_stream: true } => self.on_stream_opened(slot, since_attempt),
+            Seen::Head { status: 200, event_stream: true } => self.on_stream_opened(slot, now, since_attempt),
             Seen::Head { status, event_stream } => self.on_refused(slot, status, event_stream),
+            Seen::Comment => self.on_ready(slot, ReadyOn::Comment),
             Seen::Event { data, id } => self.on_event(slot, now, since_attempt, &data, id.as_deref()),
             Seen::Ended(why) => self.on_ended(slot, now, why),
         }
     }
 
-    /// A `200 text/event-stream` head: the stream is connected.
-    fn on_stream_opened(&mut self, slot: usize, since_attempt: Duration) {
+    /// A `200 text/event-stream` head: the stream is connected (or back).
+    fn on_stream_opened(&mut self, slot: usize, now: Instant, since_attempt: Duration) {
         self.report.connected += 1;
-        self.report.connect_us.record(since_attempt.as_micros() as u64);
+        self.second.connect_us.record(since_attempt.as_micros() as u64);
+        if let Some(sub) = self.subs.get_mut(slot) {
+            if sub.attempts <= 1 {
+                self.report.connect_us.record(since_attempt.as_micros() as u64);
+            } else {
+                self.report.reconnect_us.record(since_attempt.as_micros() as u64);
+            }
+            if let Some(dropped) = sub.dropped_at.take() {
+                self.report.recovery_us.record(now.saturating_duration_since(dropped).as_micros() as u64);
+            }
+        }
         self.settle(slot);
+        self.on_ready(slot, ReadyOn::Head);
     }
 
     /// Any other head: a failure, and this subscriber stops for good.
@@ -44,18 +59,18 @@ impl Driver {
             format!("status {status}")
         };
         self.report.fail(cause);
-        if let Some(sub) = self.subs.get_mut(slot) {
-            sub.stopped = true;
-        }
-        self.stopped += 1;
-        self.close(slot);
         self.settle(slot);
+        self.retire(slot);
     }
 
     fn on_event(&mut self, slot: usize, now: Instant, since_attempt: Duration, data: &str, id: Option<&str>) {
         self.report.events += 1;
+        let reconnected = self.subs.get(slot).is_some_and(|sub| sub.attempts > 1 && !sub.got_event);
         self.note_first_event(slot, since_attempt);
-        let new = self.check_id(slot, id);
+        let new = match (id, self.subs.get_mut(slot)) {
+            (Some(id), Some(sub)) => sub.ids.check(self.plan.ids, id, reconnected, &mut self.report.ids),
+            _ => true,
+        };
         if let Some(sent_ns) = publish_stamp(data).filter(|_| new) {
             self.record_delivery(now, sent_ns);
         } else if self.plan.tick_interval_ms > 0
@@ -63,8 +78,16 @@ impl Driver {
         {
             self.record_tick(slot, now, tick_ms);
         }
-        if let Mode::Churn { cycles, .. } = self.plan.mode {
-            self.complete_cycle(slot, cycles);
+        self.on_ready(slot, ReadyOn::Event);
+    }
+
+    /// Churn: the stream reached what counts as ready (a head, a comment or an event): its cycle is done.
+    fn on_ready(&mut self, slot: usize, reached: ReadyOn) {
+        if let Mode::Churn { ready_on, .. } = self.plan.mode
+            && reached >= ready_on
+            && self.subs.get(slot).is_some_and(|sub| sub.client.is_some())
+        {
+            self.complete_cycle(slot);
         }
     }
 
@@ -77,27 +100,12 @@ impl Driver {
         }
     }
 
-    /// Checks an event's own id against the stream's last one (gaps, duplicates); returns whether the
-    /// event is new. Events without a numeric id are new.
-    fn check_id(&mut self, slot: usize, id: Option<&str>) -> bool {
-        let Some(Ok(id)) = id.map(str::parse::<u64>) else { return true };
-        let Some(sub) = self.subs.get_mut(slot) else { return true };
-        match sub.last_id {
-            Some(last) if id > last + 1 => self.report.gaps += id - last - 1,
-            Some(last) if id <= last => {
-                self.report.duplicates += 1;
-                return false;
-            }
-            _ => {}
-        }
-        sub.last_id = Some(id);
-        true
-    }
-
     /// A published event arrived: its latency from its intended send time.
     fn record_delivery(&mut self, now: Instant, sent_ns: u64) {
         self.report.delivered += 1;
-        self.report.latency_us.record(unix_ns().saturating_sub(sent_ns) / 1000);
+        let latency_us = unix_ns().saturating_sub(sent_ns) / 1000;
+        self.report.latency_us.record(latency_us);
+        self.second.latency_us.record(latency_us);
         self.last_delivery = Some(now);
     }
 
@@ -114,34 +122,27 @@ impl Driver {
         }
     }
 
-    /// Churn: the first event ends the cycle; a fresh stream takes the slot's place while cycles remain.
-    fn complete_cycle(&mut self, slot: usize, cycles: u64) {
-        self.report.cycles += 1;
-        if let Some(sub) = self.subs.get_mut(slot) {
-            sub.stopped = true;
-        }
-        self.close(slot);
-        self.subs.remove(slot);
-        if self.report.cycles + (self.subs.len() as u64) < cycles {
-            self.opened -= 1; // open a fresh one in its place
-        }
-    }
-
-    /// The connection ended: a failure unless it was a streaming browser-like client's drop, which
-    /// reconnects after its `retry:` time.
+    /// The connection ended. Before its head: the attempt failed. After: a drop, and a browser-like
+    /// client reconnects after its `retry:` time.
     fn on_ended(&mut self, slot: usize, now: Instant, why: String) {
         let Some(client) = self.subs.get(slot).and_then(|sub| sub.client.as_ref()) else { return };
-        let (was_streaming, retry) = (client.streamed, Duration::from_millis(client.retry_ms));
-        if !was_streaming || !self.plan.reconnect {
+        let (streamed, retry) = (client.streamed, Duration::from_millis(client.retry_ms));
+        if streamed {
+            self.report.drop_stream(why);
+        } else {
             self.report.fail(why);
         }
-        self.close(slot);
-        if self.plan.reconnect
-            && let Some(sub) = self.subs.get(slot)
-            && !sub.stopped
-        {
-            self.reconnects.schedule(now + retry, slot);
-        }
         self.settle(slot);
+        if self.plan.reconnect {
+            self.close(slot);
+            if let Some(sub) = self.subs.get_mut(slot) {
+                if streamed {
+                    sub.dropped_at = Some(now);
+                }
+                self.reconnects.schedule(now + retry, slot);
+            }
+        } else {
+            self.retire(slot);
+        }
     }
 }

@@ -9,6 +9,8 @@
 //! - A client whose per-turn read bound stopped it before `WouldBlock` is driven again next turn: no new
 //!   edge will come for bytes already in its socket.
 //! - Each stream settles once (its first attempt got a head or failed); the run is ready when all have.
+//! - An attempt ends once, in one count: connected, or a failure by cause. A subscriber that will not try
+//!   again is retired once ([`Driver::retire`]): stopped (churn: removed, its cycle over).
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -20,6 +22,7 @@ use mio_sse_wire::parser::Parser;
 use super::Driver;
 use super::plan::Mode;
 use crate::client::{self, Client};
+use crate::ids::StreamIds;
 
 /// New connections opened per turn at most, whatever the ramp asks.
 const OPENS_PER_TURN: usize = 256;
@@ -30,7 +33,12 @@ pub(super) struct Sub {
     /// The parser of the last attempt, kept for the next (its last event id), and its retry time.
     parser: Option<Parser>,
     retry_ms: u64,
-    pub(super) last_id: Option<u64>,
+    /// The stream's ids so far, checked across its attempts.
+    pub(super) ids: StreamIds,
+    /// Attempts made (the first is a connect, the others reconnects).
+    pub(super) attempts: u32,
+    /// When the stream was dropped (by the storm or the server), until it is back.
+    pub(super) dropped_at: Option<Instant>,
     /// The first tick's time of day (ms), the origin of this stream's tick grid.
     pub(super) tick_origin: Option<u64>,
     pub(super) got_event: bool,
@@ -43,11 +51,19 @@ pub(super) struct Sub {
 }
 
 impl Driver {
-    /// Streams to open in all: the target count, or in churn the concurrency.
+    /// Streams to open in all: the target count, or in churn one per cycle.
     pub(super) fn wanted_open(&self) -> usize {
         match self.plan.mode {
-            Mode::Churn { cycles, concurrency } => concurrency.min(cycles as usize),
+            Mode::Churn { cycles, .. } => cycles as usize,
             _ => self.plan.streams,
+        }
+    }
+
+    /// Whether another stream may open now: churn keeps at most its concurrency at once.
+    fn room_to_open(&self) -> bool {
+        match self.plan.mode {
+            Mode::Churn { concurrency, .. } => self.subs.len() < concurrency,
+            _ => true,
         }
     }
 
@@ -61,7 +77,11 @@ impl Driver {
     /// Opens the streams the ramp has made due, at most [`OPENS_PER_TURN`] a turn.
     pub(super) fn open_due(&mut self, now: Instant) {
         let mut budget = OPENS_PER_TURN;
-        while self.opened < self.wanted_open() && self.next_open_at() <= now && budget > 0 {
+        while self.opened < self.wanted_open()
+            && self.next_open_at() <= now
+            && budget > 0
+            && self.room_to_open()
+        {
             let n = self.opened;
             // Spreads the slow share evenly: stream n is slow when n × share crosses an integer.
             let slow = self.plan.slow_share > 0.0
@@ -72,7 +92,9 @@ impl Driver {
                 client: None,
                 parser: None,
                 retry_ms: 3000,
-                last_id: None,
+                ids: StreamIds::default(),
+                attempts: 0,
+                dropped_at: None,
                 tick_origin: None,
                 got_event: false,
                 stopped: false,
@@ -80,9 +102,10 @@ impl Driver {
                 source,
                 settled: false,
             });
-            self.attempt(slot);
             self.opened += 1;
+            self.report.opened += 1;
             budget -= 1;
+            self.attempt(slot);
         }
     }
 
@@ -91,23 +114,46 @@ impl Driver {
         let Some(sub) = self.subs.get_mut(slot) else { return };
         let parser = sub.parser.take().unwrap_or_else(|| Parser::new(client::MAX_LINE));
         self.report.attempts += 1;
-        match Client::connect(&self.plan.target, sub.source, parser, sub.retry_ms, sub.slow) {
+        sub.attempts += 1;
+        sub.got_event = false;
+        let retry = Duration::from_millis(sub.retry_ms);
+        let cause = match Client::connect(&self.plan.target, sub.source, parser, sub.retry_ms, sub.slow) {
             Ok(mut client) => {
                 let interest = Interest::READABLE | Interest::WRITABLE;
-                if let Err(e) = self.poll.registry().register(&mut client.socket, Token(slot), interest) {
-                    self.report.fail(format!("register: {e}"));
-                    return;
+                match self.poll.registry().register(&mut client.socket, Token(slot), interest) {
+                    Ok(()) => {
+                        sub.client = Some(client);
+                        return;
+                    }
+                    Err(e) => format!("register: {e}"),
                 }
-                sub.got_event = false;
-                sub.client = Some(client);
             }
-            Err(e) => {
-                self.report.fail(format!("connect: {}", client::short(&e)));
-                if self.plan.reconnect {
-                    self.reconnects.schedule(Instant::now() + Duration::from_millis(sub.retry_ms), slot);
-                }
-                self.settle(slot);
+            Err(cause) => cause,
+        };
+        // Known at once (refused, no source address): counted now, not after the connect timeout.
+        self.report.fail(cause);
+        self.settle(slot);
+        if self.plan.reconnect {
+            self.reconnects.schedule(Instant::now() + retry, slot);
+        } else {
+            self.retire(slot);
+        }
+    }
+
+    /// This subscriber will not try again: stopped for good (churn: removed, its cycle over).
+    pub(super) fn retire(&mut self, slot: usize) {
+        self.close(slot);
+        if matches!(self.plan.mode, Mode::Churn { .. }) {
+            if self.subs.contains(slot) {
+                self.subs.remove(slot);
             }
+            return;
+        }
+        if let Some(sub) = self.subs.get_mut(slot)
+            && !sub.stopped
+        {
+            sub.stopped = true;
+            self.stopped += 1;
         }
     }
 
@@ -163,27 +209,61 @@ impl Driver {
         for slot in stuck {
             self.settle(slot);
             self.report.fail(format!("no response head within {:?}", self.plan.connect_timeout));
+            if self.plan.reconnect {
+                self.close(slot);
+                self.reconnects.schedule(now, slot);
+            } else {
+                self.retire(slot);
+            }
+        }
+        self.check_ready_timeouts(now);
+    }
+
+    /// Storm: drop every open stream at once and reconnect them all now. An attempt still waiting for
+    /// its head is not a stream yet: it goes on (cutting it would leave it neither connected nor failed).
+    pub(super) fn storm(&mut self, now: Instant) {
+        self.stormed = true;
+        let slots: Vec<usize> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| s.client.as_ref().is_some_and(Client::is_streaming))
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in slots {
             self.close(slot);
             if let Some(sub) = self.subs.get_mut(slot) {
-                sub.stopped = !self.plan.reconnect;
+                sub.dropped_at = Some(now);
             }
-            if self.plan.reconnect {
-                self.reconnects.schedule(now, slot);
-            }
+            self.reconnects.schedule(now, slot);
         }
     }
 
-    /// Storm: drop every open stream at once and reconnect them all now.
-    pub(super) fn storm(&mut self, now: Instant) {
-        self.stormed = true;
-        let slots: Vec<usize> =
-            self.subs.iter().filter(|(_, s)| s.client.is_some()).map(|(slot, _)| slot).collect();
-        if self.plan.progress {
-            eprintln!("storm: dropping {} streams at once", slots.len());
+    /// At the end of the run: an attempt still without its head failed (the end cut it short), and a
+    /// dropped stream whose reconnection was due and is not back is counted as not back.
+    pub(super) fn account_unfinished(&mut self) {
+        let now = Instant::now();
+        let churn = matches!(self.plan.mode, Mode::Churn { .. });
+        let mut cut = 0;
+        let mut not_ready = 0;
+        for (_, sub) in &self.subs {
+            let connecting = sub.client.as_ref().is_some_and(|c| !c.is_streaming());
+            if connecting {
+                cut += 1;
+            } else if churn && sub.client.is_some() {
+                not_ready += 1;
+            }
+            // Not back: its reconnection was due and it is not streaming. One dropped less than its
+            // `retry:` time ago has not been asked to be back yet.
+            let due = sub.dropped_at.is_some_and(|at| now >= at + Duration::from_millis(sub.retry_ms));
+            if due && !sub.stopped {
+                self.report.not_back += 1;
+            }
         }
-        for slot in slots {
-            self.close(slot);
-            self.reconnects.schedule(now, slot);
+        for _ in 0..cut {
+            self.report.fail("no response head when the run ended");
+        }
+        for _ in 0..not_ready {
+            self.report.drop_stream("not ready when the run ended");
         }
     }
 
