@@ -62,3 +62,12 @@ fn a_burst_of_streams_is_summed_up_not_logged_line_by_line() {
     assert!((1..300).contains(&opened), "the first few a line each, not all: {opened}");
     drop(streams);
 }
+
+#[test]
+fn an_unreachable_redis_is_logged_at_once() {
+    let started = Instant::now();
+    let server = Server::start(&["--redis", "redis://127.0.0.1:9"]);
+    let line = server.wait_for_log("backplane: Redis at 127.0.0.1:9");
+    assert!(line.contains("publishes get 503"), "{line}");
+    assert!(started.elapsed() < Duration::from_secs(5), "at start, not at the first publish");
+}
