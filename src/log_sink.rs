@@ -8,8 +8,10 @@
 //! the buffer is full, output is dropped and counted, and the count is written once output moves again.
 //!
 //! Lines are never cut in the middle: the writer writes whole lines only, at most [`ATOMIC_WRITE`] bytes
-//! at a time, which a pipe takes in one piece. So the workers of `--workers`, which all write to their
-//! supervisor's stderr, never run their lines together; each line starts with the worker's prefix.
+//! at a time, which a pipe takes in one piece. The workers of `--workers` write to the supervisor's *real*
+//! stderr ([`real_stderr_for_child`]), not into its pipe (where the logger's line and its newline are two
+//! writes another process could land between), so no two processes' lines ever run together; each
+//! worker's line starts with its prefix.
 //!
 //! [`restore`] puts the real stderr back and waits (briefly) for what is buffered, so a process's last
 //! lines (the shutdown summary) are not lost.
@@ -117,6 +119,14 @@ pub fn install(prefix: Option<String>) -> io::Result<()> {
     })?;
     let _ = SINK.set(Sink { real_stderr, writer: Mutex::new(Some(writer)) });
     Ok(())
+}
+
+/// The real stderr, for a child process (a worker) to write to directly: its log lines then reach the
+/// terminal or the log shipper as whole lines (each worker writes whole lines in single writes), never
+/// cut by this process's own, which go through the pipe. `None` before [`install`].
+pub fn real_stderr_for_child() -> Option<std::process::Stdio> {
+    let sink = SINK.get()?;
+    sink.real_stderr.try_clone().ok().map(std::process::Stdio::from)
 }
 
 /// Points fd 2 back at the real stderr and waits up to `patience` for buffered output to be written.

@@ -56,8 +56,12 @@ impl Worker {
         if self.child.is_some() || self.restart_at.is_none_or(|at| at > now) {
             return;
         }
-        let spawned =
-            Command::new(exe).args(args).args(["--worker-index".to_string(), self.index.to_string()]).spawn();
+        let mut command = Command::new(exe);
+        command.args(args).args(["--worker-index".to_string(), self.index.to_string()]);
+        if let Some(stderr) = crate::log_sink::real_stderr_for_child() {
+            command.stderr(stderr); // whole lines straight to the real stderr (see `log_sink`)
+        }
+        let spawned = command.spawn();
         match spawned {
             Ok(child) => {
                 log::info!("worker {} started (pid {})", self.index, child.id());
