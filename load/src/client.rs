@@ -65,6 +65,20 @@ enum Phase {
     Done,
 }
 
+/// Buffers every client borrows for a read, so that reading allocates nothing per read: the bytes read,
+/// and what the parser made of them.
+#[derive(Debug)]
+pub struct Scratch {
+    pub bytes: Vec<u8>,
+    pub items: Vec<Item>,
+}
+
+impl Scratch {
+    pub fn new(read_size: usize) -> Scratch {
+        Scratch { bytes: vec![0; read_size], items: Vec::with_capacity(256) }
+    }
+}
+
 /// One SSE client connection.
 pub struct Client {
     pub socket: TcpStream,
@@ -162,7 +176,7 @@ impl Client {
     /// Does what the socket allows: finish connecting, write the request, read (bounded) and parse.
     /// Appends what it saw to `seen`. Returns true when the read bound stopped it before `WouldBlock`:
     /// the caller must drive it again, as no new edge will come for bytes already there.
-    pub fn drive(&mut self, scratch: &mut [u8], seen: &mut Vec<Seen>) -> bool {
+    pub fn drive(&mut self, scratch: &mut Scratch, seen: &mut Vec<Seen>) -> bool {
         if self.phase == Phase::Connecting {
             match self.socket.take_error() {
                 Ok(Some(e)) | Err(e) => return self.ended(format!("connect: {}", short(&e)), seen),
@@ -185,11 +199,12 @@ impl Client {
             return false; // a slow reader reads nothing after the head
         }
         for _ in 0..16 {
-            match self.socket.read(scratch) {
+            match self.socket.read(&mut scratch.bytes) {
                 Ok(0) => return self.ended("closed by server".into(), seen),
                 Ok(n) => {
                     self.last_bytes = Instant::now();
-                    if let Err(why) = self.take(&scratch[..n], seen) {
+                    let Scratch { bytes, items } = &mut *scratch;
+                    if let Err(why) = self.take(&bytes[..n], items, seen) {
                         return self.ended(why, seen);
                     }
                     if self.phase == Phase::Done || (self.stall && self.phase == Phase::Body) {
@@ -222,7 +237,7 @@ impl Client {
         self.phase == Phase::Done
     }
 
-    fn take(&mut self, bytes: &[u8], seen: &mut Vec<Seen>) -> Result<(), String> {
+    fn take(&mut self, bytes: &[u8], items: &mut Vec<Item>, seen: &mut Vec<Seen>) -> Result<(), String> {
         if self.phase == Phase::Head {
             self.head.extend_from_slice(bytes);
             let mut headers = [httparse::EMPTY_HEADER; 64];
@@ -254,15 +269,15 @@ impl Client {
             self.phase = Phase::Body;
             self.streamed = true;
             let head = std::mem::take(&mut self.head);
-            return self.body(&head[len..], seen);
+            return self.body(&head[len..], items, seen);
         }
         if self.phase == Phase::Body {
-            return self.body(bytes, seen);
+            return self.body(bytes, items, seen);
         }
         Ok(())
     }
 
-    fn body(&mut self, bytes: &[u8], seen: &mut Vec<Seen>) -> Result<(), String> {
+    fn body(&mut self, bytes: &[u8], items: &mut Vec<Item>, seen: &mut Vec<Seen>) -> Result<(), String> {
         let mut decoded = Vec::new();
         let bytes = match &mut self.dechunk {
             Some(dechunk) => {
@@ -271,9 +286,9 @@ impl Client {
             }
             None => bytes,
         };
-        let mut items = Vec::new();
-        self.parser.feed(bytes, &mut items).map_err(|e| e.to_string())?;
-        for item in items {
+        items.clear();
+        self.parser.feed(bytes, items).map_err(|e| e.to_string())?;
+        for item in items.drain(..) {
             match item {
                 Item::Event(event) => {
                     let id = event.own_id.then_some(event.last_event_id);

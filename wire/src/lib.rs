@@ -115,7 +115,7 @@ mod tests {
         let (mut events, mut retry) = (Vec::new(), None);
         for item in items {
             match item {
-                parser::Item::Event(e) => events.push((e.event_type, e.last_event_id, e.data)),
+                parser::Item::Event(e) => events.push((e.event_type.into_owned(), e.last_event_id, e.data)),
                 parser::Item::Retry(ms) => retry = Some(ms),
                 parser::Item::Comment(_) => {}
             }

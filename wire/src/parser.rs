@@ -21,6 +21,7 @@
 //! Bounded: a line longer than the parser's limit is an error, so a hostile server cannot grow a client's
 //! memory without end.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// What a stream said.
@@ -37,8 +38,9 @@ pub enum Item {
 /// A dispatched event, as `EventSource` would hand it to a listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    /// `message` unless an `event:` field named it.
-    pub event_type: String,
+    /// `message` unless an `event:` field named it (borrowed then: most events are messages, and this
+    /// saves an allocation for each).
+    pub event_type: Cow<'static, str>,
     pub data: String,
     /// The last event id at dispatch (kept across events until an `id:` changes it).
     pub last_event_id: String,
@@ -116,29 +118,42 @@ impl Parser {
                 self.start = false;
             }
         }
-        for &byte in bytes {
-            match byte {
-                b'\n' if self.after_cr => self.after_cr = false, // the LF of a CRLF
-                b'\n' | b'\r' => {
-                    self.after_cr = byte == b'\r';
-                    let line = std::mem::take(&mut self.line);
-                    self.process_line(&String::from_utf8_lossy(&line), out);
-                    self.line = line;
-                    self.line.clear();
-                }
-                _ => {
-                    self.after_cr = false;
-                    if self.line.len() == self.max_line {
-                        return Err(LineTooLong { limit: self.max_line });
-                    }
-                    self.line.push(byte);
-                }
+        // Line by line: find the next CR or LF, take the bytes before it as (the rest of) a line.
+        while !bytes.is_empty() {
+            if self.after_cr && bytes[0] == b'\n' {
+                self.after_cr = false; // the LF of a CRLF
+                bytes = &bytes[1..];
+                continue;
             }
+            self.after_cr = false;
+            let Some(end) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') else {
+                // No line end in this read: keep the piece for the next one.
+                if self.line.len() + bytes.len() > self.max_line {
+                    return Err(LineTooLong { limit: self.max_line });
+                }
+                self.line.extend_from_slice(bytes);
+                return Ok(());
+            };
+            if self.line.len() + end > self.max_line {
+                return Err(LineTooLong { limit: self.max_line });
+            }
+            self.after_cr = bytes[end] == b'\r';
+            if self.line.is_empty() {
+                // The whole line is in this read: no copy.
+                process_bytes(self, &bytes[..end], out);
+            } else {
+                self.line.extend_from_slice(&bytes[..end]);
+                let line = std::mem::take(&mut self.line);
+                process_bytes(self, &line, out);
+                self.line = line;
+                self.line.clear();
+            }
+            bytes = &bytes[end + 1..];
         }
         Ok(())
     }
 
-    fn process_line(&mut self, line: &str, out: &mut Vec<Item>) {
+    pub(crate) fn process_line(&mut self, line: &str, out: &mut Vec<Item>) {
         if line.is_empty() {
             self.dispatch(out);
             return;
@@ -178,8 +193,18 @@ impl Parser {
         }
         let mut data = std::mem::take(&mut self.data);
         data.pop(); // the last LF
-        let event_type = if event_type.is_empty() { "message".to_owned() } else { event_type };
+        let event_type =
+            if event_type.is_empty() { Cow::Borrowed("message") } else { Cow::Owned(event_type) };
         out.push(Item::Event(Event { event_type, data, last_event_id: self.last_event_id.clone(), own_id }));
+    }
+}
+
+/// Decodes one line's bytes (UTF-8, invalid bytes as U+FFFD; the common valid case without a copy) and
+/// acts on it.
+fn process_bytes(parser: &mut Parser, line: &[u8], out: &mut Vec<Item>) {
+    match std::str::from_utf8(line) {
+        Ok(text) => parser.process_line(text, out),
+        Err(_) => parser.process_line(&String::from_utf8_lossy(line), out),
     }
 }
 
@@ -203,7 +228,7 @@ mod tests {
 
     fn with_id(event_type: &str, data: &str, id: &str, own_id: bool) -> Item {
         Item::Event(Event {
-            event_type: event_type.into(),
+            event_type: event_type.to_owned().into(),
             data: data.into(),
             last_event_id: id.into(),
             own_id,

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token};
 use slab::Slab;
 
+use crate::client::{Scratch, Seen};
 use crate::report::{Report, Sample};
 use publishing::Publishing;
 use retry_queue::RetryQueue;
@@ -46,6 +47,8 @@ pub use plan::{Fanout, Mode, Plan, ReadyOn};
 
 /// The publisher's token (subscribers use their slab slot).
 const PUBLISHER: Token = Token(usize::MAX);
+/// Subscriber events handled between two looks at a publisher waiting for its answer.
+const PUBLISHER_CHECK_EVERY: usize = 32;
 
 /// Runs a plan to its end and returns what it measured.
 pub fn run(plan: Plan) -> io::Result<Report> {
@@ -66,7 +69,9 @@ struct Driver {
     publishing: Option<Publishing>,
     last_delivery: Option<Instant>,
     /// The read buffer every socket shares (one loop, one read at a time).
-    scratch: Vec<u8>,
+    scratch: Scratch,
+    /// What a subscriber's drive saw, reused from one drive to the next.
+    seen: Vec<Seen>,
     ready_said: bool,
     /// When every stream had settled.
     ready_at: Option<Instant>,
@@ -110,7 +115,8 @@ impl Driver {
             opened: 0,
             publishing,
             last_delivery: None,
-            scratch: vec![0; 64 * 1024],
+            scratch: Scratch::new(64 * 1024),
+            seen: Vec::new(),
             ready_said: false,
             ready_at: None,
             stormed: false,
@@ -122,6 +128,11 @@ impl Driver {
             second_base: timeline::Counts::default(),
             plan,
         })
+    }
+
+    /// Whether a fan-out's publisher waits for an answer right now.
+    fn publisher_waiting(&self) -> bool {
+        self.publishing.as_ref().is_some_and(|p| p.waiting_for_answer())
     }
 
     /// The loop: poll, drive what is ready, then what the clock has made due; until the run is over.
@@ -136,11 +147,16 @@ impl Driver {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            for event in events.iter() {
+            for (i, event) in events.iter().enumerate() {
                 if event.token() == PUBLISHER {
                     self.drive_publisher(Instant::now());
                 } else {
                     self.drive_sub(event.token().0);
+                }
+                // A publisher waiting for its answer is looked at every few subscribers, not once a turn:
+                // a turn of a thousand busy subscribers would otherwise stretch each round trip to it.
+                if i % PUBLISHER_CHECK_EVERY == PUBLISHER_CHECK_EVERY - 1 && self.publisher_waiting() {
+                    self.drive_publisher(Instant::now());
                 }
             }
             for slot in std::mem::take(&mut self.again) {

@@ -53,7 +53,7 @@ impl Publishing {
     }
 
     /// A publisher that waits for answers has one outstanding.
-    fn waiting_for_answer(&self) -> bool {
+    pub(super) fn waiting_for_answer(&self) -> bool {
         self.settings.waits_for_answers && self.publisher.as_ref().is_some_and(|p| p.outstanding() > 0)
     }
 
@@ -175,7 +175,7 @@ impl Driver {
     pub(super) fn drive_publisher(&mut self, now: Instant) {
         let Some(publishing) = self.publishing.as_mut() else { return };
         let Some(publisher) = publishing.publisher.as_mut() else { return };
-        if let Err(why) = publisher.drive(&mut self.scratch) {
+        if let Err(why) = publisher.drive(&mut self.scratch.bytes) {
             self.publisher_failed(now, &why);
             return;
         }

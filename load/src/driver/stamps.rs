@@ -55,6 +55,21 @@ pub fn lateness_ms(received: u64, ideal: u64) -> u64 {
 }
 
 /// Now, in nanoseconds since the Unix epoch (the clock both the stamp and its reader use).
+/// The two clocks read once for a batch of events: the monotonic one (timeouts, durations) and the wall
+/// clock in ns since the Unix epoch (latencies against publishers' stamps).
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub now: std::time::Instant,
+    pub unix_ns: u64,
+}
+
+impl Clock {
+    /// Both clocks, now.
+    pub fn read() -> Clock {
+        Clock { now: std::time::Instant::now(), unix_ns: unix_ns() }
+    }
+}
+
 pub fn unix_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }

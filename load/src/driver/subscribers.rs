@@ -21,6 +21,7 @@ use mio_sse_wire::parser::Parser;
 
 use super::Driver;
 use super::plan::Mode;
+use super::stamps::Clock;
 use crate::client::{self, Client};
 use crate::ids::StreamIds;
 
@@ -159,7 +160,7 @@ impl Driver {
 
     /// Does what `slot`'s socket allows, then counts what its client saw.
     pub(super) fn drive_sub(&mut self, slot: usize) {
-        let mut seen = Vec::new();
+        let mut seen = std::mem::take(&mut self.seen);
         let Some(sub) = self.subs.get_mut(slot) else { return };
         let Some(client) = sub.client.as_mut() else { return };
         let before = client.last_bytes;
@@ -169,9 +170,11 @@ impl Driver {
         let after = client.last_bytes;
         let silence = after.saturating_duration_since(before).as_millis() as u64;
         self.report.max_silence_ms = self.report.max_silence_ms.max(silence);
-        for item in seen {
-            self.on_seen(slot, item);
+        let clock = Clock::read();
+        for item in seen.drain(..) {
+            self.on_seen(slot, item, clock);
         }
+        self.seen = seen; // keep the allocation for the next drive
     }
 
     /// Ends the current attempt of `slot`, keeping what a browser keeps.
