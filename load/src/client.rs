@@ -86,9 +86,11 @@ pub struct Client {
     request: Vec<u8>,
     written: usize,
     head: Vec<u8>,
-    dechunk: Option<Dechunker>,
-    /// The parser outlives a connection: it holds the last event id, as a browser does.
-    pub parser: Parser,
+    /// Boxed: chunked SSE is rare, and every connection would otherwise carry its room.
+    dechunk: Option<Box<Dechunker>>,
+    /// The parser outlives a connection: it holds the last event id, as a browser does. Boxed, so that
+    /// it moves between the connection and its subscriber as a pointer, and each holds room for one.
+    pub parser: Box<Parser>,
     /// Reconnection time from `retry:` (ms).
     pub retry_ms: u64,
     /// When this attempt started, and when bytes last arrived.
@@ -107,7 +109,7 @@ impl Client {
     pub fn connect(
         target: &Target,
         source: Option<IpAddr>,
-        parser: Parser,
+        parser: Box<Parser>,
         retry_ms: u64,
         small_rcvbuf: bool,
     ) -> Result<Client, String> {
@@ -152,10 +154,13 @@ impl Client {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::NotConnected => 0,
             Err(e) => return Err(format!("connect: {}", short(&e))),
         };
+        // Sent whole already (the usual case): keep nothing of it.
+        let (request, written) =
+            if written == request.len() { (Vec::new(), 0) } else { (request.into_bytes(), written) };
         Ok(Client {
             socket: TcpStream::from_std(std_socket),
             phase: Phase::Connecting,
-            request: request.into_bytes(),
+            request,
             written,
             head: Vec::new(),
             dechunk: None,
@@ -194,6 +199,10 @@ impl Client {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return self.ended(format!("write: {}", short(&e)), seen),
             }
+        }
+        if self.written > 0 && self.written == self.request.len() {
+            // Sent: its bytes are not needed again (a reconnection builds a new request).
+            (self.request, self.written) = (Vec::new(), 0);
         }
         if self.stall && self.phase == Phase::Body {
             return false; // a slow reader reads nothing after the head
@@ -265,7 +274,7 @@ impl Client {
                 self.phase = Phase::Done;
                 return Ok(());
             }
-            self.dechunk = chunked.then(Dechunker::default);
+            self.dechunk = chunked.then(Box::default);
             self.phase = Phase::Body;
             self.streamed = true;
             let head = std::mem::take(&mut self.head);
