@@ -123,6 +123,10 @@ impl Client {
             socket.set_recv_buffer_size(2048).map_err(socket_error)?;
         }
         if let Some(ip) = source {
+            // The port is chosen at connect, from the whole 4-tuple, not reserved here: many more
+            // streams from one source address (best effort: without it, bind picks as before).
+            let _ =
+                nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::IpBindAddressNoPort, &true);
             // EADDRNOTAVAIL here means the address is not this machine's (at `connect` it means the
             // address has no free port left): say which.
             socket
@@ -316,6 +320,14 @@ impl Client {
     }
 }
 
+/// Whether a connect failure's cause is the client's own shortage of the moment (no free source port, no
+/// buffer): worth a retry after a pause, unlike a refusal.
+pub fn is_transient(cause: &str) -> bool {
+    ["no free source port", "address in use", "No buffer space", "Resource temporarily unavailable"]
+        .iter()
+        .any(|transient| cause.contains(transient))
+}
+
 /// A short cause for an I/O error, for counting failures by kind.
 pub fn short(error: &io::Error) -> String {
     match error.kind() {
@@ -324,6 +336,7 @@ pub fn short(error: &io::Error) -> String {
         io::ErrorKind::BrokenPipe => "broken pipe".into(),
         io::ErrorKind::TimedOut => "timed out".into(),
         io::ErrorKind::AddrNotAvailable => "no free source port".into(),
+        io::ErrorKind::AddrInUse => "address in use".into(),
         _ => error.to_string(),
     }
 }
@@ -341,6 +354,17 @@ pub fn bind_error(error: &io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shortage_of_source_ports_is_transient_a_refusal_is_not() {
+        let cause = |kind: io::ErrorKind| format!("connect: {}", short(&kind.into()));
+        assert!(is_transient(&cause(io::ErrorKind::AddrNotAvailable)));
+        assert!(is_transient(&cause(io::ErrorKind::AddrInUse)));
+        assert!(!is_transient(&cause(io::ErrorKind::ConnectionRefused)));
+        assert!(!is_transient(
+            "bind 10.1.1.1: cannot assign requested address (not an address of this machine)"
+        ));
+    }
 
     #[test]
     fn urls() {

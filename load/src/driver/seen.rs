@@ -39,6 +39,7 @@ impl Driver {
         self.report.connected += 1;
         self.second.connect_us.record(since_attempt.as_micros() as u64);
         if let Some(sub) = self.subs.get_mut(slot) {
+            sub.transient_failures = 0;
             if sub.attempts <= 1 {
                 self.report.connect_us.record(since_attempt.as_micros() as u64);
             } else {

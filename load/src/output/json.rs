@@ -53,6 +53,7 @@ pub fn summary(r: &Report, checks: &[Check], code: u8, with_histograms: bool) ->
             "unchecked": r.ids.unchecked,
         },
         "reconnects": r.reconnects,
+        "connect_retries": r.connect_retries,
         "not_back": r.not_back,
         "cycles_asked": r.cycles_asked,
         "cycles": r.cycles,

@@ -87,6 +87,12 @@ pub fn table(r: &Report, checks: &[Check], code: u8) -> String {
             row("ids not numbers", format!("{} (compared by value only)", ids.unchecked));
         }
         row("reconnects", r.reconnects.to_string());
+        if r.connect_retries > 0 {
+            row(
+                "connect retries",
+                format!("{} (no free source port for a moment; tried again)", r.connect_retries),
+            );
+        }
     }
     if r.reconnecting && r.mode != "churn" {
         row("not back at the end", r.not_back.to_string());

@@ -56,6 +56,9 @@ pub struct Report {
     pub id_check: IdCheck,
     pub ids: IdTally,
     pub reconnects: u64,
+    /// Connect attempts that failed for a shortage of the moment (no free source port) and were tried
+    /// again after a pause: not failures unless the retries run out.
+    pub connect_retries: u64,
     /// Streams reconnect like a browser (`--reconnect`, storm): a drop is expected, and must come back.
     pub reconnecting: bool,
     /// Churn: cycles asked, and cycles done (connected and became ready, then closed by us).
@@ -144,6 +147,7 @@ impl Report {
         self.delivered += other.delivered;
         self.ids.merge(&other.ids);
         self.reconnects += other.reconnects;
+        self.connect_retries += other.connect_retries;
         self.reconnecting |= other.reconnecting;
         self.cycles_asked += other.cycles_asked;
         self.cycles += other.cycles;
