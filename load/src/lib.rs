@@ -8,6 +8,7 @@
 //! | module        | its one job                                                                 |
 //! |---------------|-----------------------------------------------------------------------------|
 //! | [`bench`](mod@bench) | the benchmark: workloads against a fresh server, figures, SVG plots        |
+//! | [`c1m`]       | a million streams in one command: kernel settings, Redis, workers, processes, a rolling restart |
 //! | [`cli`]       | flags per mode, checks at start, `--procs` workers, the exit code           |
 //! | [`driver`]    | the loop: ramp, subscribers, publisher, reconnects, storm, samples, end     |
 //! | [`ids`]       | event id checks: sequential, increasing, opaque; jumps across reconnections |
@@ -31,6 +32,7 @@
 //! - The SSE bytes go through [`mio_sse_wire::parser`], which follows the standard to the letter.
 
 pub mod bench;
+pub mod c1m;
 pub mod chunked;
 pub mod cli;
 pub mod client;

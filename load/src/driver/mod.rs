@@ -251,6 +251,10 @@ impl Driver {
                 self.report.delivery_window_s = end.saturating_duration_since(start).as_secs_f64();
             }
         }
+        if self.plan.tick_interval_ms > 0 {
+            let subscribed = self.subs.iter().filter(|(_, s)| !s.stopped);
+            self.report.min_ticks_per_stream = subscribed.map(|(_, s)| u64::from(s.ticks)).min();
+        }
         for (_, sub) in &self.subs {
             if let Some(client) = &sub.client {
                 let silence = client.silence(now).as_millis() as u64;

@@ -78,6 +78,9 @@ impl Driver {
         } else if self.plan.tick_interval_ms > 0
             && let Some(tick_ms) = tick_time(data)
         {
+            if let Some(sub) = self.subs.get_mut(slot) {
+                sub.ticks = sub.ticks.saturating_add(1);
+            }
             self.record_tick(slot, clock, tick_ms);
         }
         self.on_ready(slot, ReadyOn::Event);

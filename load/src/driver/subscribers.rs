@@ -56,6 +56,8 @@ pub(super) struct Sub {
     settled: bool,
     /// Connect attempts in a row that failed for a shortage of the moment (see `client::is_transient`).
     pub(super) transient_failures: u8,
+    /// Ticks received over all its attempts (saturating; counted with `--tick-interval-ms`).
+    pub(super) ticks: u32,
 }
 
 impl Driver {
@@ -110,6 +112,7 @@ impl Driver {
                 source,
                 settled: false,
                 transient_failures: 0,
+                ticks: 0,
             });
             self.opened += 1;
             self.report.opened += 1;

@@ -58,6 +58,7 @@ pub fn summary(r: &Report, checks: &[Check], code: u8, with_histograms: bool) ->
         "cycles_asked": r.cycles_asked,
         "cycles": r.cycles,
         "max_silence_ms": r.max_silence_ms,
+        "min_ticks_per_stream": r.min_ticks_per_stream,
         "elapsed_s": r.elapsed_s,
         "rates": {
             "events_per_s": per_s(r.events, r.elapsed_s),

@@ -68,6 +68,9 @@ pub struct Report {
     pub not_back: u64,
     /// The longest time any stream went without a byte, ms.
     pub max_silence_ms: u64,
+    /// With `--tick-interval-ms`: the fewest ticks any stream still subscribed at the end received (`None`
+    /// otherwise): a stream that got nothing shows here even when the totals look right.
+    pub min_ticks_per_stream: Option<u64>,
     /// Wall time of the run, s.
     pub elapsed_s: f64,
     /// From the first publish to the last delivery, s (fanout).
@@ -153,6 +156,10 @@ impl Report {
         self.cycles += other.cycles;
         self.not_back += other.not_back;
         self.max_silence_ms = self.max_silence_ms.max(other.max_silence_ms);
+        self.min_ticks_per_stream = match (self.min_ticks_per_stream, other.min_ticks_per_stream) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.elapsed_s = self.elapsed_s.max(other.elapsed_s);
         self.delivery_window_s = self.delivery_window_s.max(other.delivery_window_s);
         for (mine, theirs) in [

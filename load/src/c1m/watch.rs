@@ -1,0 +1,104 @@
+//! What `c1m` reads once a second: the memory of a process and its children, the kernel's slab and TCP
+//! memory, the service's `/metrics`, and the load generator's time series (its `--csv`).
+//!
+//! Rules: read-only, from /proc and loopback; a reading that fails is `0` or `None` (a progress line must
+//! never stop a run).
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// Resident memory of `pid` and all its descendants, in bytes.
+pub fn rss_tree(pid: u32) -> u64 {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    if let Ok(entries) = fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let Ok(stat) = fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+            // The parent pid is the 2nd field after the `(name)`, which may hold spaces.
+            let Some(after_name) = stat.rsplit_once(')').map(|(_, rest)| rest) else { continue };
+            if let Some(parent) = after_name.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+                children.entry(parent).or_default().push(child);
+            }
+        }
+    }
+    let mut total = 0;
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        total += rss_of(p);
+        todo.extend(children.get(&p).into_iter().flatten());
+    }
+    total
+}
+
+/// Resident memory of one process, in bytes.
+fn rss_of(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// The kernel's slab memory (sockets, files, epoll entries live there), in bytes.
+pub fn slab_bytes() -> u64 {
+    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("Slab:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// Pages of memory TCP sockets hold (`/proc/net/sockstat`, the `mem` of the `TCP:` line).
+pub fn tcp_mem_pages() -> u64 {
+    let sockstat = fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
+    let Some(tcp) = sockstat.lines().find(|l| l.starts_with("TCP:")) else { return 0 };
+    let words: Vec<&str> = tcp.split_whitespace().collect();
+    words.windows(2).find(|w| w[0] == "mem").and_then(|w| w[1].parse().ok()).unwrap_or(0)
+}
+
+/// The service's `/metrics`, as name → value (labels kept in the name), or `None` if it did not answer.
+pub fn metrics(addr: SocketAddr) -> Option<HashMap<String, u64>> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let (_, body) = text.split_once("\r\n\r\n")?;
+    Some(
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(name, v)| Some((name.to_string(), v.parse().ok()?))))
+            .collect(),
+    )
+}
+
+/// The load generator's last row of `--csv`: (open streams, failures that second), if any.
+pub fn last_csv_row(path: &std::path::Path) -> Option<(u64, u64)> {
+    let text = fs::read_to_string(path).ok()?;
+    let last = text.lines().rev().find(|l| !l.starts_with("t_s") && !l.is_empty())?;
+    let fields: Vec<&str> = last.split(',').collect();
+    Some((fields.get(1)?.parse().ok()?, fields.get(4)?.parse().ok()?))
+}
+
+/// Sums the failures column of the whole `--csv` so far.
+pub fn csv_failures(path: &std::path::Path) -> u64 {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    text.lines().skip(1).filter_map(|l| l.split(',').nth(4)?.parse::<u64>().ok()).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readings_of_this_machine_and_this_process() {
+        assert!(rss_tree(std::process::id()) > 0);
+        assert!(slab_bytes() > 0);
+        let _ = tcp_mem_pages(); // may be 0 on an idle machine
+    }
+}
