@@ -48,6 +48,8 @@ pub struct LoopContext {
     /// The per-stream "opened" and "closed" lines: each past a few a second becomes one summary.
     pub opened_lines: LogBudget,
     pub closed_lines: LogBudget,
+    /// The "TLS handshake refused" lines.
+    pub tls_failure_lines: LogBudget,
 }
 
 impl LoopContext {
@@ -79,6 +81,7 @@ impl LoopContext {
             shutdown_spread_ms: None,
             opened_lines: LogBudget::new("streams opened"),
             closed_lines: LogBudget::new("streams closed"),
+            tls_failure_lines: LogBudget::new("TLS handshakes refused"),
         })
     }
 
@@ -86,11 +89,15 @@ impl LoopContext {
     pub fn summarize_logs(&mut self, now: Instant) {
         self.opened_lines.summarize(now);
         self.closed_lines.summarize(now);
+        self.tls_failure_lines.summarize(now);
     }
 
     /// When a summary of held-back log lines is due, for the poll timeout.
     pub fn log_deadline(&self) -> Option<Instant> {
-        [self.opened_lines.deadline(), self.closed_lines.deadline()].into_iter().flatten().min()
+        [self.opened_lines.deadline(), self.closed_lines.deadline(), self.tls_failure_lines.deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Whether the server is shutting down (every answer then closes its connection).

@@ -45,7 +45,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpListener;
+use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -53,9 +53,11 @@ use slab::Slab;
 
 mod accept;
 mod fan_out;
+pub mod transport;
 
 use crate::clock::Stamp;
 use crate::config::Config;
+use crate::conn::tls::TlsSocket;
 use crate::conn::{Connection, Next};
 use crate::context::LoopContext;
 use crate::metrics::{CloseReason, Counters};
@@ -65,6 +67,7 @@ use crate::token::{BACKPLANE_COMMAND, BACKPLANE_READ, ConnKey, LISTENER, SIGNALS
 pub use accept::{ACCEPT_PAUSE, ACCEPTS_PER_TURN, BACKLOG, bind_listener, listen_error};
 pub use fan_out::FAN_OUT_SLICE;
 use fan_out::FanOut;
+pub use transport::Transport;
 /// Readiness events taken per poll.
 const EVENTS_CAPACITY: usize = 1024;
 
@@ -77,15 +80,18 @@ pub enum Stop {
     Immediate,
 }
 
-/// The server: everything the loop owns.
-pub struct Server {
+/// The server: everything the loop owns. `S` is what its listener speaks: plain TCP, or TLS over it
+/// (see [`transport`]).
+pub struct Server<S: Transport = TcpStream> {
     poll: Poll,
     listener: TcpListener,
     signals: Signals,
     /// Set once a signal started the graceful shutdown: when to give up waiting for connections.
     shutdown_deadline: Option<Instant>,
     local_addr: SocketAddr,
-    conns: Slab<Connection>,
+    conns: Slab<Connection<S>>,
+    /// What turns an accepted TCP connection into an `S` (TLS: the certificate and settings).
+    acceptor: S::Acceptor,
     /// Every connection's next deadline, in milliseconds since the loop's epoch (see [`crate::clock`]).
     timers: TimerQueue<u64, ConnKey>,
     cx: LoopContext,
@@ -107,9 +113,26 @@ pub struct Server {
     fan_out: FanOut,
 }
 
-impl Server {
-    /// Binds the listener and loads the static files; the loop starts with [`Server::run`].
+impl Server<TcpStream> {
+    /// A plain HTTP server: binds the listener and loads the static files; the loop starts with
+    /// [`Server::run`].
     pub fn bind(config: Config, max_connections: usize) -> io::Result<Server> {
+        Server::open(config, max_connections)
+    }
+}
+
+impl Server<TlsSocket> {
+    /// An HTTPS server (`--tls-cert`, `--tls-key`): as [`Server::bind`], and the certificate and key are
+    /// loaded first; a file that cannot be used is an error that says why.
+    pub fn bind_tls(config: Config, max_connections: usize) -> io::Result<Server<TlsSocket>> {
+        Server::open(config, max_connections)
+    }
+}
+
+impl<S: Transport> Server<S> {
+    /// Loads what `S` needs (a certificate), binds the listener and loads the static files.
+    pub fn open(config: Config, max_connections: usize) -> io::Result<Server<S>> {
+        let acceptor = S::acceptor(&config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let files = match StaticFiles::load(&config.static_dir) {
             Ok(files) => {
                 log::info!(
@@ -141,6 +164,7 @@ impl Server {
             shutdown_deadline: None,
             local_addr,
             conns: Slab::with_capacity(1024),
+            acceptor,
             timers: TimerQueue::default(),
             cx: LoopContext::new(config, files, Instant::now())
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
@@ -176,7 +200,8 @@ impl Server {
             None => "ticks off".into(),
         };
         log::info!(
-            "listening on http://{} (up to {} connections, {interval})",
+            "listening on {}://{} (up to {} connections, {interval})",
+            S::scheme(),
             self.local_addr,
             self.max_connections
         );
@@ -299,11 +324,12 @@ impl Server {
         &mut self,
         key: ConnKey,
         now: Instant,
-        handler: impl FnOnce(&mut Connection, &mut LoopContext) -> Next,
+        handler: impl FnOnce(&mut Connection<S>, &mut LoopContext) -> Next,
     ) {
         let Some(conn) = live(&mut self.conns, key) else { return };
         let before = conn.queued_bytes() as u64;
         let next = handler(conn, &mut self.cx);
+        transport::note_news(&mut self.cx, conn, now);
         let after = conn.queued_bytes() as u64;
         let gauge = &mut self.cx.gauges.write_queue_bytes;
         *gauge = (*gauge + after).saturating_sub(before);
@@ -388,6 +414,7 @@ impl Server {
     /// its timer, deregister, free its slot.
     fn close(&mut self, key: ConnKey, reason: CloseReason, now: Instant) {
         let Some(conn) = live(&mut self.conns, key) else { return };
+        transport::note_close(&mut self.cx, conn, reason);
         conn.close(&mut self.cx, now, reason);
         let mut conn = self.conns.remove(key.slot as usize);
         if let Some(deadline) = conn.armed_timer {
@@ -409,6 +436,6 @@ impl Server {
 }
 
 /// The connection `key` names, if it is still the slot's owner (rule 6).
-fn live(conns: &mut Slab<Connection>, key: ConnKey) -> Option<&mut Connection> {
+fn live<S>(conns: &mut Slab<Connection<S>>, key: ConnKey) -> Option<&mut Connection<S>> {
     conns.get_mut(key.slot as usize).filter(|conn| conn.key == key)
 }

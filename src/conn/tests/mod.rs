@@ -8,11 +8,13 @@
 //! | `publishing`  | `ReadingBody` → `AwaitingPublish` → answer; a late answer; a backplane down |
 //! | `streaming`   | `Streaming`: ticks on their grid, stalls, heartbeats, catch-up, input      |
 //! | `closing`     | `Draining`, `Lingering`, `Closed`: lingering close, shutdown, resets       |
+//! | `tls`         | the TLS socket: handshake, close_notify, alerts, a full kernel, over a fake |
 
 mod closing;
 mod publishing;
 mod requests;
 mod streaming;
+mod tls;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
