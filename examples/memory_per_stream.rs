@@ -2,8 +2,12 @@
 //! memory per stream, with N streams held open, and checks that every one of them keeps ticking.
 //!
 //! ```text
-//! cargo run --release --example memory_per_stream -- [STREAMS] [INTERVAL_MS]
+//! cargo run --release --example memory_per_stream -- [--tls] [STREAMS] [INTERVAL_MS]
 //! ```
+//!
+//! With `--tls` the server speaks HTTPS (a certificate made here with rcgen, ECDSA P-256) and each stream
+//! is a rustls client (TLS 1.3); STREAMS defaults to 5,000 then, as every client's TLS state lives in this
+//! process too.
 //!
 //! It builds and starts the release `mio-sse` binary on a free loopback port, reads its RSS with no
 //! stream open, opens STREAMS streams (default 19,000: one process may hold 20,000 fds here, and this
@@ -13,11 +17,21 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+/// A client's end of one stream: a TCP socket, or TLS over one.
+trait Client: Read + Write {}
+impl<T: Read + Write> Client for T {}
+
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let streams: usize = args.next().map_or(19_000, |a| a.parse().expect("STREAMS is a number"));
+    let mut args = std::env::args().skip(1).peekable();
+    let tls = args.next_if(|a| a == "--tls").is_some();
+    let default_streams = if tls { 5_000 } else { 19_000 };
+    let streams: usize = args.next().map_or(default_streams, |a| a.parse().expect("STREAMS is a number"));
     let interval_ms: u64 = args.next().map_or(1_000, |a| a.parse().expect("INTERVAL_MS is a number"));
     raise_fd_limit();
 
@@ -25,8 +39,10 @@ fn main() {
     let built = Command::new(cargo).args(["build", "--release", "--quiet", "--bin", "mio-sse"]).status();
     assert!(built.is_ok_and(|s| s.success()), "cargo build --release --bin mio-sse failed");
     let exe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/mio-sse");
+    let cert = tls.then(TestCert::new);
     let mut server = Command::new(exe)
         .args(["--listen", "127.0.0.1:0", "--interval-ms", &interval_ms.to_string(), "--log-level", "warn"])
+        .args(cert.as_ref().map_or(Vec::new(), TestCert::flags))
         .args(["--static-dir", concat!(env!("CARGO_MANIFEST_DIR"), "/static")])
         .stderr(Stdio::piped())
         .spawn()
@@ -45,16 +61,20 @@ fn main() {
     let idle_kernel = kernel_tcp_bytes();
     let idle_slab = slab_bytes();
     let started = Instant::now();
-    let mut conns = Vec::with_capacity(streams);
+    let mut conns: Vec<Box<dyn Client>> = Vec::with_capacity(streams);
     for i in 0..streams {
-        let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect #{i}: {e}"));
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let tcp = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect #{i}: {e}"));
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut stream: Box<dyn Client> = match &cert {
+            Some(cert) => Box::new(cert.connect(tcp)),
+            None => Box::new(tcp),
+        };
         stream.write_all(b"GET /home/events HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
         conns.push(stream);
     }
     let mut failures = 0;
     for stream in &mut conns {
-        if !read_frames(stream, 1, true) {
+        if !read_frames(stream.as_mut(), 1, true) {
             failures += 1;
         }
     }
@@ -69,7 +89,7 @@ fn main() {
     let tick_started = Instant::now();
     let mut silent = 0;
     for stream in &mut conns {
-        if !read_frames(stream, 1, false) {
+        if !read_frames(stream.as_mut(), 1, false) {
             silent += 1;
         }
     }
@@ -82,9 +102,14 @@ fn main() {
     println!("server RSS, idle:             {} KiB", idle_rss / 1024);
     println!("server RSS, {streams} streams:   {} KiB", full_rss / 1024);
     println!("server user memory / stream:  {per_stream:.0} bytes");
-    println!(
-        "  of which the slab entry:    {} bytes (size_of Connection; the rest is the timer entry and allocator slack)",
+    let slab_entry = if tls {
+        std::mem::size_of::<mio_sse::conn::Connection<mio_sse::conn::tls::TlsSocket>>()
+    } else {
         std::mem::size_of::<mio_sse::conn::Connection>()
+    };
+    println!(
+        "  of which the slab entry:    {slab_entry} bytes (size_of Connection; the rest is {}the timer entry and allocator slack)",
+        if tls { "rustls's boxed connection state, " } else { "" }
     );
     println!(
         "kernel TCP memory / stream:   {kernel_per_stream:.0} bytes (both ends of loopback; /proc/net/sockstat)"
@@ -107,7 +132,7 @@ fn main() {
 }
 
 /// Reads until `n` more SSE frames arrived (after the response head when `with_head`).
-fn read_frames(stream: &mut TcpStream, n: usize, with_head: bool) -> bool {
+fn read_frames(stream: &mut dyn Client, n: usize, with_head: bool) -> bool {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     let done = |b: &[u8]| {
@@ -190,6 +215,53 @@ fn wait_for_listen_port(pid: u32) -> SocketAddr {
             }
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A self-signed certificate for `localhost` (rcgen), as PEM files, and a client config that trusts it.
+struct TestCert {
+    dir: std::path::PathBuf,
+    client: Arc<ClientConfig>,
+}
+
+impl TestCert {
+    fn new() -> TestCert {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("a certificate");
+        let dir = std::env::temp_dir().join(format!("mio-sse-memory-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        std::fs::write(dir.join("cert.pem"), made.cert.pem()).expect("cert.pem");
+        std::fs::write(dir.join("key.pem"), made.signing_key.serialize_pem()).expect("key.pem");
+        let mut roots = RootCertStore::empty();
+        roots.add(made.cert.der().clone()).expect("a root");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let client = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        TestCert { dir, client: Arc::new(client) }
+    }
+
+    fn flags(&self) -> Vec<String> {
+        let path = |name: &str| self.dir.join(name).display().to_string();
+        vec!["--tls-cert".into(), path("cert.pem"), "--tls-key".into(), path("key.pem")]
+    }
+
+    /// A TLS client over `tcp`, its handshake done.
+    fn connect(&self, tcp: TcpStream) -> StreamOwned<ClientConnection, TcpStream> {
+        let name = ServerName::try_from("localhost").expect("a name");
+        let mut tls =
+            StreamOwned::new(ClientConnection::new(Arc::clone(&self.client), name).expect("client"), tcp);
+        while tls.conn.is_handshaking() {
+            tls.conn.complete_io(&mut tls.sock).expect("handshake");
+        }
+        tls
+    }
+}
+
+impl Drop for TestCert {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

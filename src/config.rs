@@ -114,6 +114,15 @@ pub struct Config {
     #[arg(long, hide = true)]
     pub worker_index: Option<usize>,
 
+    /// Serve HTTPS: the certificate chain (PEM, leaf first) the listener presents. Needs --tls-key. The
+    /// listener then speaks TLS 1.2/1.3 only (ALPN `http/1.1`); a file that cannot be used stops the start.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Directory of static files, loaded into memory at start. When it cannot be read, the demo page
     /// built into the binary is served instead.
     #[arg(long, default_value = "static")]

@@ -51,6 +51,8 @@ pub struct LoopContext {
     /// The per-stream "opened" and "closed" lines: each past a few a second becomes one summary.
     pub opened_lines: LogBudget,
     pub closed_lines: LogBudget,
+    /// The "TLS handshake refused" lines.
+    pub tls_failure_lines: LogBudget,
 }
 
 impl LoopContext {
@@ -83,6 +85,7 @@ impl LoopContext {
             cluster_totals: None,
             opened_lines: LogBudget::new("streams opened"),
             closed_lines: LogBudget::new("streams closed"),
+            tls_failure_lines: LogBudget::new("TLS handshakes refused"),
         })
     }
 
@@ -90,11 +93,15 @@ impl LoopContext {
     pub fn summarize_logs(&mut self, now: Instant) {
         self.opened_lines.summarize(now);
         self.closed_lines.summarize(now);
+        self.tls_failure_lines.summarize(now);
     }
 
     /// When a summary of held-back log lines is due, for the poll timeout.
     pub fn log_deadline(&self) -> Option<Instant> {
-        [self.opened_lines.deadline(), self.closed_lines.deadline()].into_iter().flatten().min()
+        [self.opened_lines.deadline(), self.closed_lines.deadline(), self.tls_failure_lines.deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// This process's figures as they stand (with the replay ring's size, which is read, not counted).

@@ -11,10 +11,10 @@
 //! | module           | its one job                                                                  |
 //! |------------------|------------------------------------------------------------------------------|
 //! | [`config`]       | flags, defaults, validation (`--help` comes from here)                       |
-//! | [`server`]       | the event loop: `Poll`, signals, slab, timers, fan-out; [`server::bind_listener`] and accepting |
+//! | [`server`]       | the event loop: `Poll`, signals, slab, timers, fan-out; [`server::bind_listener`] and accepting; [`server::transport`] plain or TLS |
 //! | [`token`]        | tokens: slab slot + generation ([`token::ConnKey`]); the fixed tokens          |
 //! | [`context`]      | [`context::LoopContext`]: what the loop lends each connection for one call   |
-//! | [`conn`]         | one connection: [`conn::state`] the state machine and its diagram; [`conn::stream`] ticks, heartbeats, catching up; [`conn::outbox`] unsent output; [`conn::socket`] the socket it needs |
+//! | [`conn`]         | one connection: [`conn::state`] the state machine and its diagram; [`conn::stream`] ticks, heartbeats, catching up; [`conn::outbox`] unsent output; [`conn::socket`] the socket it needs; [`conn::tls`] HTTPS (rustls) as a socket |
 //! | [`http`]         | HTTP/1.x: incremental request parsing, query decoding, response heads, [`http::refusal`] |
 //! | [`routes`]       | the table of endpoints: request in, what to answer out; CORS                  |
 //! | [`trust`]        | who may talk to the server (`Host`) and who may publish (token, loopback, `Origin`) |
@@ -67,8 +67,11 @@ pub fn run(config: Config) -> io::Result<Stop> {
     let fd_limit = raise_fd_limit();
     let max_connections =
         config.max_connections(fd_limit).map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
-    let mut server = Server::bind(config, max_connections)?;
-    server.run()
+    if config.tls_cert.is_some() {
+        Server::bind_tls(config, max_connections)?.run()
+    } else {
+        Server::bind(config, max_connections)?.run()
+    }
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit (each stream is one fd) and returns the result.

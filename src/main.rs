@@ -28,6 +28,13 @@ fn serve(config: mio_sse::Config) -> ExitCode {
         log::warn!("the supervisor (pid {supervisor}) is gone; this worker does not start");
         return ExitCode::FAILURE;
     }
+    // A certificate that cannot be used stops the start here, before any worker is started to fail.
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key)
+        && let Err(e) = mio_sse::conn::tls::load_server_config(cert, key)
+    {
+        log::error!("{e}");
+        return ExitCode::FAILURE;
+    }
     if config.workers > 1 {
         return match mio_sse::supervisor::supervise(&config) {
             Ok(code) => code,

@@ -131,6 +131,11 @@ pub struct Counters {
     pub shaped_refused: u64,
     /// Slices of the fan-out's walk (each writes to at most `FAN_OUT_SLICE` streams).
     pub fan_out_slices: u64,
+    /// TLS handshakes that finished (HTTPS only).
+    pub tls_handshakes: u64,
+    /// TLS handshakes refused (bad records, no common version or protocol) or not finished before the
+    /// connection closed (the peer left, or the first-request deadline passed).
+    pub tls_handshakes_failed: u64,
 }
 
 impl Counters {
@@ -155,6 +160,8 @@ impl Counters {
             &mut self.loop_turns,
             &mut self.shaped_refused,
             &mut self.fan_out_slices,
+            &mut self.tls_handshakes,
+            &mut self.tls_handshakes_failed,
         ];
         values.extend(self.closed.iter_mut());
         values
@@ -196,7 +203,7 @@ impl Gauges {
 
 /// The Prometheus text exposition (format 0.0.4) of every figure.
 pub fn render(c: &Counters, g: &Gauges) -> String {
-    let counters: [(&str, &str, u64); 16] = [
+    let counters: [(&str, &str, u64); 18] = [
         ("mio_sse_accepted_total", "Connections accepted.", c.accepted),
         (
             "mio_sse_accept_pauses_total",
@@ -237,6 +244,12 @@ pub fn render(c: &Counters, g: &Gauges) -> String {
             c.shaped_refused,
         ),
         ("mio_sse_fan_out_slices_total", "Slices of the fan-out's walk round the streams.", c.fan_out_slices),
+        ("mio_sse_tls_handshakes_total", "TLS handshakes completed.", c.tls_handshakes),
+        (
+            "mio_sse_tls_handshakes_failed_total",
+            "TLS handshakes refused or not finished before the connection closed.",
+            c.tls_handshakes_failed,
+        ),
     ];
     let gauges: [(&str, &str, u64); 7] = [
         ("mio_sse_open_connections", "Open connections.", g.open_connections),

@@ -5,6 +5,8 @@
 //! | `/home/events` | GET       | an event stream; query: `interval_ms`, `bytes`, `last_event_id`       |
 //! | `/home/events` | HEAD      | the event stream's head, no body                                      |
 //! | `/home/events` | POST      | publish the body as one event to every stream; query: `event`         |
+//! | `/home/stream` | GET, HEAD | a stream as `/home/events`, and query `count`, `done`: it may end     |
+//! | `/home/stream` | POST      | the same, once the body (at most `--max-body-bytes`) is read and dropped |
 //! | `/metrics`     | GET, HEAD | Prometheus text exposition                                            |
 //! | any            | OPTIONS   | 204, with CORS preflight headers for allowed origins                  |
 //! | anything else  | GET, HEAD | a file from `--static-dir` (`/` is `index.html`), else 404            |
@@ -30,12 +32,16 @@ use crate::trust;
 
 /// The path of the event stream (and of publishing).
 pub const EVENTS_PATH: &str = "/home/events";
+/// The path of the finite streams that clients are tested against (`?count=N&done=1`).
+pub const STREAM_PATH: &str = "/home/stream";
 /// The path of the metrics.
 pub const METRICS_PATH: &str = "/metrics";
 /// Longest event name a publisher may set.
 pub const MAX_EVENT_NAME_LEN: usize = 128;
 /// The shortest tick payload: the time of day itself.
 pub const MIN_PAYLOAD_BYTES: u32 = 12;
+/// The largest `?count=` of a finite stream (larger asks are lowered to it).
+pub const MAX_COUNT: u16 = u16::MAX;
 
 /// How one stream is shaped: its own tick interval and payload size, and where it resumes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +52,17 @@ pub struct StreamOptions {
     pub payload_bytes: u32,
     /// The last event the client saw (header `Last-Event-ID`, else query `last_event_id`).
     pub last_event_id: Option<u64>,
+    /// `/home/stream?count=N`: the stream ends after N ticks (`done`: then a last `data: [DONE]`).
+    pub end: Option<Finite>,
+}
+
+/// How a finite stream ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finite {
+    /// Ticks sent before the end.
+    pub count: u16,
+    /// A last event `data: [DONE]` before the close.
+    pub done: bool,
 }
 
 /// What to answer.
@@ -53,6 +70,8 @@ pub struct StreamOptions {
 pub enum Route<'a> {
     /// Start an event stream (`head_only` for HEAD: send the head and close).
     EventStream { head_only: bool, options: StreamOptions },
+    /// `POST /home/stream`: read the body (`content_length` bytes) and drop it, then start the stream.
+    EventStreamAfterBody { options: StreamOptions, content_length: usize },
     /// Publish the request's body (`content_length` bytes) as one event, named `event` if set.
     Publish { event: Option<String>, content_length: usize },
     /// The metrics page.
@@ -111,6 +130,16 @@ pub fn route<'a>(request: &Request, ctx: Context<'a>) -> Route<'a> {
             _ => not_allowed("the event stream takes GET, or POST to publish", "GET, HEAD, POST, OPTIONS"),
         };
     }
+    if path == STREAM_PATH {
+        return match request.method {
+            Method::Get | Method::Head | Method::Post if ctx.over_capacity => Route::StreamOverCapacity,
+            Method::Get | Method::Head | Method::Post => finite_stream(request, ctx.config, head_only),
+            _ => not_allowed(
+                "the stream takes GET, or POST with a body it ignores",
+                "GET, HEAD, POST, OPTIONS",
+            ),
+        };
+    }
     if ctx.over_capacity {
         return refuse(Refusal::OverCapacity);
     }
@@ -160,6 +189,23 @@ fn publish<'a>(request: &Request, ctx: Context<'a>) -> Route<'a> {
     Route::Publish { event, content_length: length as usize }
 }
 
+/// `/home/stream`: the options of `/home/events` and `count`, `done`; a POST's body is read and dropped
+/// first (its length checked as a publish's is).
+fn finite_stream(request: &Request, config: &Config, head_only: bool) -> Route<'static> {
+    let options = match stream_options(request, config) {
+        Ok(options) => options,
+        Err(reason) => return refuse(Refusal::BadRequest(reason)),
+    };
+    if request.method != Method::Post {
+        return Route::EventStream { head_only, options };
+    }
+    // (A chunked body was refused above: without Content-Length there is no body.)
+    match request.content_length {
+        Some(length) if length > config.max_body_bytes => refuse(Refusal::ContentTooLarge),
+        length => Route::EventStreamAfterBody { options, content_length: length.unwrap_or(0) as usize },
+    }
+}
+
 /// A stream's options from its query, within the server's bounds. Out-of-range numbers are clamped; what
 /// is not a number is refused. The `Last-Event-ID` header wins over the query parameter: a browser
 /// reconnecting keeps the URL it started with and sends its newer id in the header.
@@ -168,7 +214,9 @@ fn stream_options(request: &Request, config: &Config) -> Result<StreamOptions, &
         interval: config.tick_interval(),
         payload_bytes: MIN_PAYLOAD_BYTES,
         last_event_id: None,
+        end: None,
     };
+    let mut done = false;
     let params = query::params(query::query_of(&request.target)).map_err(|_| "invalid query string")?;
     for (name, value) in params {
         match name.as_str() {
@@ -187,8 +235,21 @@ fn stream_options(request: &Request, config: &Config) -> Result<StreamOptions, &
                 options.last_event_id =
                     Some(hub::parse_event_id(&value).ok_or("last_event_id must be a decimal event id")?);
             }
+            "count" if request.path() == STREAM_PATH => {
+                let count: u64 = value.parse().map_err(|_| "count must be a whole number of events")?;
+                options.end = Some(Finite { count: count.min(MAX_COUNT.into()) as u16, done: false });
+            }
+            "done" if request.path() == STREAM_PATH => done = value == "1" || value == "true",
             _ => {} // other parameters (cache busters, client ids) are the client's business
         }
+    }
+    match &mut options.end {
+        Some(end) if options.interval.is_none() && end.count > 0 => {
+            return Err("count needs ticks: interval_ms must not be 0");
+        }
+        Some(end) => end.done = done,
+        None if done => return Err("done=1 needs count=N"),
+        None => {}
     }
     if let Some(header) = &request.last_event_id {
         match hub::parse_event_id(header) {
@@ -243,6 +304,15 @@ mod tests {
         assert!(route_of(Method::Get, "/home/events", false).starts_with("EventStream { head_only: false"));
         assert!(route_of(Method::Head, "/home/events", false).starts_with("EventStream { head_only: true"));
         assert!(route_of(Method::Other, "/home/events", false).contains("status: 405"));
+        assert!(route_of(Method::Get, "/home/stream", false).starts_with("EventStream { head_only: false"));
+        assert!(route_of(Method::Post, "/home/stream", false).starts_with("EventStreamAfterBody"));
+        assert!(route_of(Method::Get, "/home/stream?count=5&done=1", false).contains("count: 5, done: true"));
+        assert!(
+            route_of(Method::Get, "/home/events?count=5", false).contains("end: None"),
+            "only /home/stream"
+        );
+        assert!(route_of(Method::Other, "/home/stream", false).contains("status: 405"));
+        assert!(route_of(Method::Post, "/home/stream", true).starts_with("StreamOverCapacity"));
         assert!(route_of(Method::Get, "/metrics", false).starts_with("Metrics"));
         assert!(route_of(Method::Options, "/anything", false).starts_with("Preflight"));
         assert!(route_of(Method::Get, "/", false).starts_with("File"));

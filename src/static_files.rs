@@ -308,7 +308,7 @@ mod tests {
 
     #[test]
     fn skipped_files_are_counted_for_one_warning() {
-        let dir = std::env::temp_dir().join(format!("mio-sse-static-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("mio-sse-static-skipped-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join("index.html"), "<p>hi</p>").unwrap();

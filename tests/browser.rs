@@ -59,8 +59,14 @@ impl Driver {
     /// Starts `node tests/browser/demo_page.mjs <url>` from the crate's folder and waits for its first
     /// line: the page's state once it shows ticks on an open stream.
     fn start(url: &str) -> (Driver, String) {
+        Driver::start_with(url, "")
+    }
+
+    /// [`Driver::start`] with more Chromium flags (space-separated).
+    fn start_with(url: &str, chromium_args: &str) -> (Driver, String) {
         require_browser_tools();
         let mut cmd = Command::new("node");
+        cmd.env("CHROMIUM_EXTRA_ARGS", chromium_args);
         cmd.arg("tests/browser/demo_page.mjs")
             .arg(url)
             .current_dir(manifest_dir())
@@ -222,6 +228,28 @@ fn demo_page_shows_ticks_publishes_from_its_form_and_charts_the_metrics() {
     assert_eq!(json_field(&status, "state"), "open", "page: {status}");
     driver.finish();
     eprintln!("browser showed {shown} and {chart}; screenshot: {shot}");
+}
+
+/// Over HTTPS, with a certificate made for the test and trusted by its key's hash alone
+/// (`--ignore-certificate-errors-spki-list`, not "ignore every certificate error"): the page streams,
+/// publishes from its form (an `https://` origin is the page's own) and charts the metrics.
+#[test]
+fn demo_page_over_https_shows_ticks_and_publishes_from_its_form() {
+    let cert = support::tls::TestCert::new("browser-https");
+    let flags = cert.flags();
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend(["--interval-ms", "300"]);
+    let server = Server::start(&args);
+    let trust = format!("--ignore-certificate-errors-spki-list={}", cert.spki_sha256);
+    let (mut driver, ready) =
+        Driver::start_with(&format!("https://127.0.0.1:{}/", server.addr.port()), &trust);
+    assert_eq!(json_field(&ready, "state"), "open", "page: {ready}");
+    assert!(json_number(&ready, "count") >= 2, "page: {ready}");
+    let sent = driver.command("publish hello over https");
+    assert_eq!(json_field(&sent, "data"), "hello over https", "{sent}");
+    let chart = driver.command("chart");
+    assert!(json_number(&chart, "streams") >= 1, "{chart}");
+    driver.finish();
 }
 
 #[test]

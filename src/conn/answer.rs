@@ -17,7 +17,7 @@ use crate::http::refusal::Refusal;
 use crate::http::request::{Method, Request};
 use crate::http::response::{self, Answer, Cors, Persistence, Plain};
 use crate::metrics;
-use crate::routes::{self, Route};
+use crate::routes::{self, Route, StreamOptions};
 use crate::sse;
 use crate::trust;
 
@@ -66,17 +66,29 @@ impl<S: Socket> Connection<S> {
         };
         match routes::route(request, ctx) {
             Route::EventStream { head_only: false, options } => {
-                let interval_ms = options.interval.map_or(0, |i| i.as_millis() as u32);
-                let rate = state::shaped_bytes_per_s(&cx.config, interval_ms, options.payload_bytes);
-                let budget = cx.config.max_shaped_bytes_per_s;
-                if rate > 0 && budget > 0 && cx.gauges.shaped_bytes_per_s + rate > budget {
-                    cx.counters.shaped_refused += 1;
+                if shaped_budget_allows(cx, &options) {
+                    self.start_stream(cx, now, options, cors.as_ref())
+                } else {
                     let refused =
                         Refused { target: &request.target, head_only, persistence, cors: cors.as_ref() };
                     self.refuse(cx, now, Refusal::ShapedBudgetExhausted, Some(&refused));
-                } else {
-                    self.start_stream(cx, now, options, cors.as_ref())
                 }
+            }
+            Route::EventStreamAfterBody { options, content_length } => {
+                if !shaped_budget_allows(cx, &options) {
+                    let refused =
+                        Refused { target: &request.target, head_only, persistence, cors: cors.as_ref() };
+                    self.refuse(cx, now, Refusal::ShapedBudgetExhausted, Some(&refused));
+                    return;
+                }
+                if request.expect_continue && request.minor_version == 1 {
+                    self.outbox.push_owned(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
+                }
+                let (event, length, persistence, then_stream) =
+                    (None, content_length, persistence, Some(options));
+                let body = PendingPublish { event, length, persistence, cors, then_stream };
+                let deadline = cx.clock.stamp(now + cx.config.request_timeout());
+                self.set_state(State::ReadingBody { deadline, publish: Box::new(body) }, cx, now);
             }
             Route::EventStream { head_only: true, .. } => {
                 let mut out = Vec::with_capacity(256);
@@ -90,7 +102,8 @@ impl<S: Socket> Connection<S> {
                     // an HTTP/1.0 client cannot have asked for it (RFC 9110 §10.1.1).
                     self.outbox.push_owned(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
                 }
-                let publish = PendingPublish { event, length: content_length, persistence: keep_alive, cors };
+                let (length, persistence) = (content_length, keep_alive);
+                let publish = PendingPublish { event, length, persistence, cors, then_stream: None };
                 let deadline = cx.clock.stamp(now + cx.config.request_timeout());
                 self.set_state(State::ReadingBody { deadline, publish: Box::new(publish) }, cx, now);
             }
@@ -157,14 +170,24 @@ impl<S: Socket> Connection<S> {
         }
     }
 
-    /// A publish's body arrived whole: publish it and answer with its id.
-    pub(super) fn finish_publish(
+    /// A body arrived whole: a publish's is published and answered with its id; a `POST /home/stream`'s
+    /// is dropped and the stream starts (if the shaped budget still has room: it may have filled while
+    /// the body arrived).
+    pub(super) fn finish_body(
         &mut self,
         cx: &mut LoopContext,
         now: Instant,
-        publish: PendingPublish,
+        mut publish: PendingPublish,
         body: Vec<u8>,
     ) {
+        if let Some(options) = publish.then_stream.take() {
+            if shaped_budget_allows(cx, &options) {
+                self.start_stream(cx, now, options, publish.cors.as_ref());
+            } else {
+                self.refuse_and_close(cx, now, Refusal::ShapedBudgetExhausted);
+            }
+            return;
+        }
         let Ok(data) = String::from_utf8(body) else {
             let refusal = Refusal::BadRequest("a publish's body must be UTF-8 (an event stream is UTF-8)");
             self.refuse_and_close(cx, now, refusal);
@@ -298,4 +321,17 @@ impl<S: Socket> Connection<S> {
         let deadline = cx.clock.stamp(now + cx.config.request_timeout());
         self.set_state(State::Draining { deadline }, cx, now);
     }
+}
+
+/// Whether a stream with `options` fits in `--max-shaped-bytes-per-s` (an unshaped one always does); a
+/// refusal is counted here.
+fn shaped_budget_allows(cx: &mut LoopContext, options: &StreamOptions) -> bool {
+    let interval_ms = options.interval.map_or(0, |i| i.as_millis() as u32);
+    let rate = state::shaped_bytes_per_s(&cx.config, interval_ms, options.payload_bytes);
+    let budget = cx.config.max_shaped_bytes_per_s;
+    if rate > 0 && budget > 0 && cx.gauges.shaped_bytes_per_s + rate > budget {
+        cx.counters.shaped_refused += 1;
+        return false;
+    }
+    true
 }

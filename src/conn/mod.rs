@@ -10,6 +10,7 @@
 //! | `answer`      | a request in, a response or a change of state out                             |
 //! | [`stream`]    | what only event streams do: ticks, heartbeats, catching up                    |
 //! | [`outbox`]    | output not yet taken by the kernel; partial writes keep their tail            |
+//! | [`tls`]       | HTTPS: a socket that is TLS (rustls) over a TCP stream                        |
 //!
 //! The rules of the socket (see [`crate::server`] for the loop's):
 //! - Reads are drained to `WouldBlock` (an edge-triggered event that is not drained never comes again),
@@ -35,6 +36,7 @@ pub mod state;
 pub mod stream;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -295,7 +297,9 @@ impl<S: Socket> Connection<S> {
                 cx.counters.events_sent += progress.frames as u64;
                 (result, progress)
             }
-            _ if self.outbox.is_empty() => return Ok(()),
+            // Nothing of ours is pending, but the socket may hold bytes of its own (TLS records: a
+            // handshake's, or the tail of the last write) that wait for this writable edge.
+            _ if self.outbox.is_empty() => return self.flush_socket(),
             _ => self.outbox.flush_with(&mut self.socket, std::iter::empty()),
         };
         cx.counters.bytes_sent += progress.bytes as u64;
@@ -305,6 +309,19 @@ impl<S: Socket> Connection<S> {
         match result {
             Flush::Done | Flush::WouldBlock => Ok(()),
             Flush::Failed(error) => Err(socket::close_reason(&error)),
+        }
+    }
+
+    /// Writes what the socket itself holds (`Write::flush`: nothing for TCP, records for TLS); a full
+    /// kernel buffer is not an error, the next writable edge retries.
+    fn flush_socket(&mut self) -> Result<(), CloseReason> {
+        loop {
+            return match self.socket.flush() {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+                Err(e) => Err(socket::close_reason(&e)),
+            };
         }
     }
 }

@@ -86,14 +86,14 @@ impl<S: Socket> Connection<S> {
                 if self.inbuf.len() < publish.length {
                     return; // more of the body to come
                 }
-                if !cx.hub.has_publish_budget() {
+                if publish.then_stream.is_none() && !cx.hub.has_publish_budget() {
                     self.flags.replace(Flags::DEFERRED, true); // publish in a later turn, once the fan-out's lap is over
                     return;
                 }
                 let body = self.inbuf.take_front(publish.length);
                 let idle = self.idle_state(cx, now);
                 if let State::ReadingBody { publish, .. } = self.set_state(idle, cx, now) {
-                    self.finish_publish(cx, now, *publish, body);
+                    self.finish_body(cx, now, *publish, body);
                 }
                 scanned = 0;
                 continue;

@@ -1,5 +1,6 @@
 //! The socket as a connection sees it: `Read`, `Write` and a half-close. The server gives each
-//! connection a non-blocking `mio::net::TcpStream`; the unit tests give it a fake that answers
+//! connection a non-blocking `mio::net::TcpStream`, or with HTTPS a [`super::tls::TlsSocket`] over one
+//! (whose `Write::flush` writes the TLS records it still holds); the unit tests give it a fake that answers
 //! `WouldBlock`, short writes, EOF, resets and `EINTR` on cue, so every state can be driven without a
 //! network and with time passed in.
 //!

@@ -25,6 +25,10 @@
 //!       fell behind, slow reader, too much input ─────────────────────────────► Closed
 //! ```
 //!
+//! `/home/stream` takes the same paths as `GET /home/events`; its POST reads its body in `ReadingBody`
+//! (dropped, not published) and then streams; a finite one (`?count=N`) goes from `Streaming` to
+//! `Draining` after its last tick, as a stream does at shutdown.
+//!
 //! Rules:
 //! - Every change of state goes through `Connection::set_state`; nothing else assigns the state. It
 //!   traces `old => new` (at `trace`), and it is the one place that accounts for a stream's life: entering
@@ -44,7 +48,7 @@ use crate::config::Config;
 use crate::context::LoopContext;
 use crate::http::response::{Cors, Persistence};
 use crate::metrics::CloseReason;
-use crate::routes::MIN_PAYLOAD_BYTES;
+use crate::routes::{MIN_PAYLOAD_BYTES, StreamOptions};
 
 /// The protocol phase of a connection, with the data only that phase needs.
 #[derive(Debug)]
@@ -77,6 +81,8 @@ pub struct PendingPublish {
     pub persistence: Persistence,
     /// The request's CORS grant, for the answer.
     pub cors: Option<Cors>,
+    /// `POST /home/stream`: the body is read and dropped, and then this stream starts (no publish).
+    pub then_stream: Option<StreamOptions>,
 }
 
 impl State {
@@ -151,7 +157,8 @@ impl<S> Connection<S> {
             (State::Streaming(stream), new) => {
                 let why = match new {
                     State::Closed(reason) => reason.to_string(),
-                    _ => "shutdown".to_string(), // ended by the server, with a `retry:`
+                    _ if cx.shutting_down() => "shutdown".to_string(), // ended by the server, with a `retry:`
+                    _ => "its count was reached".to_string(),          // a finite /home/stream
                 };
                 cx.counters.streams_closed += 1;
                 cx.gauges.open_streams -= 1;
@@ -175,7 +182,8 @@ impl<S> Connection<S> {
 }
 
 /// The state of one event stream: 40 bytes. (`repr(C)` keeps `shaped`, a `bool`, last: the other states
-/// fit before it and `State` keeps its tag in the values a `bool` cannot take: 40 bytes, not 48.)
+/// fit before it and `State` keeps its tag in the values a `bool` cannot take: 40 bytes, not 48. A
+/// finite stream's count and end fit in the 3 bytes `skipped` gave up by being 16 bits.)
 #[derive(Debug)]
 #[repr(C)]
 pub struct Stream {
@@ -193,12 +201,17 @@ pub struct Stream {
     pub payload_bytes: u32,
     /// Frames handed to this client whole: ticks and published events (saturating: it is for the log).
     pub events: u32,
-    /// Ticks skipped because output was still pending when they fell due.
-    pub skipped: u32,
     /// When it opened, in tenths of a second since the loop's epoch ([`crate::clock::LoopClock::tenths`]).
     pub opened_tenths: std::num::NonZeroU32,
+    /// Ticks skipped because output was still pending when they fell due (saturating: it is for the log;
+    /// `mio_sse_ticks_skipped_total` has the exact sum).
+    pub skipped: u16,
     /// Bytes the client sent after its request (read and discarded; saturating, past the limit it closes).
     pub input_bytes: u16,
+    /// A finite stream's ticks still to send (see `end`).
+    pub ticks_left: u16,
+    /// Whether the stream ends when `ticks_left` reaches 0, and how.
+    pub end: StreamEnd,
     /// Shaped by its client (`?interval_ms=`, `?bytes=`): it takes a share of `--max-shaped-bytes-per-s`.
     pub shaped: bool,
 }
@@ -219,6 +232,17 @@ impl Stream {
             (a, b) => a.or(b),
         }
     }
+}
+
+/// How a stream ends on its own (every stream also ends when its client leaves or the server stops).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// Never: `/home/events`, and `/home/stream` without `count`.
+    Never,
+    /// After its count of ticks: everything written, then a FIN (and a lingering close).
+    AfterCount,
+    /// The same, with a last event `data: [DONE]` before the FIN.
+    AfterCountThenDone,
 }
 
 /// The tick bytes per second a stream asks for if the client shaped it (`?interval_ms=`, `?bytes=`),

@@ -9,12 +9,15 @@
 //! - Ticks keep their phase: each deadline is the previous one plus the interval, never "now" plus the
 //!   interval, which would drift by the loop's lateness on every tick. A tick that falls due while the
 //!   stream is not caught up is skipped and counted: a stale clock reading helps nobody.
+//! - A finite stream (`/home/stream?count=N`) counts the ticks it sends; after the last one, being caught
+//!   up (the tick was just written), it queues `data: [DONE]` if asked and starts draining: everything
+//!   written, then the FIN. With `count=0` it ends once the preamble and any replay are out.
 //! - Heartbeats are lazy: the timer is armed once per heartbeat period and, when it fires, checks how long
 //!   the stream has really been silent. Writes never touch the timer queue.
 
 use std::time::{Duration, Instant, SystemTime};
 
-use super::state::{State, Stream, shaped_bytes_per_s};
+use super::state::{State, Stream, StreamEnd, shaped_bytes_per_s};
 use super::{Connection, Next, Socket};
 use crate::clock;
 use crate::config::Config;
@@ -48,13 +51,20 @@ impl<S: Socket> Connection<S> {
         if let Some((last, first_available)) = resume.lost {
             hub::write_lost(&mut out, last, first_available);
         }
+        let (end, mut ticks_left) = match options.end {
+            None => (StreamEnd::Never, 0),
+            Some(finite) if finite.done => (StreamEnd::AfterCountThenDone, finite.count),
+            Some(finite) => (StreamEnd::AfterCount, finite.count),
+        };
+        let finished = end != StreamEnd::Never && ticks_left == 0;
         let mut events = 0u32;
         let mut next_tick = options.interval.map(|interval| now + interval);
-        if options.interval.is_some() {
-            if replay == 0 {
+        if options.interval.is_some() || finished {
+            if replay == 0 && !finished {
                 write_tick(&mut out, options.payload_bytes); // the first tick goes out with the head
                 events = 1;
-            } else {
+                ticks_left = ticks_left.saturating_sub(1);
+            } else if replay > 0 {
                 next_tick = Some(now); // after the replay, still this turn if the kernel takes it all
             }
         }
@@ -70,12 +80,30 @@ impl<S: Socket> Connection<S> {
             events,
             skipped: 0,
             input_bytes: 0,
+            ticks_left,
+            end,
             shaped: shaped_bytes_per_s(&cx.config, interval_ms, options.payload_bytes) > 0,
             watch_at: next_watch(&cx.config, true, now, now).map(|at| clock.stamp(at)),
         });
         self.set_state(stream, cx, now);
         cx.counters.events_sent += u64::from(events);
         cx.counters.replayed += replay;
+        if replay == 0 && end != StreamEnd::Never && ticks_left == 0 {
+            self.end_finite_stream(cx, now); // `count=1` (its tick went with the head) or `count=0`
+        }
+    }
+
+    /// A finite stream sent its count of ticks and is caught up: `data: [DONE]` if it was asked for, then
+    /// the end (draining: the FIN once everything is written).
+    fn end_finite_stream(&mut self, cx: &mut LoopContext, now: Instant) {
+        let State::Streaming(stream) = &mut self.state else { return };
+        if stream.end == StreamEnd::AfterCountThenDone {
+            self.outbox.push_owned(DONE.to_vec());
+            stream.events = stream.events.saturating_add(1);
+            cx.counters.events_sent += 1;
+        }
+        log::debug!("{}: the stream sent its count of ticks; ending it", self.peer);
+        self.start_draining(cx, now); // leaves `Streaming`: the stream's end is accounted there
     }
 
     /// The stream's deadline passed: tick and/or check for silence.
@@ -93,7 +121,9 @@ impl<S: Socket> Connection<S> {
         if let Some(due) = stream.next_tick.map(|at| clock.instant(at, now))
             && due <= now
         {
-            if caught_up {
+            if caught_up && stream.end != StreamEnd::Never && stream.ticks_left == 0 {
+                frame = Some(Frame::End); // `count=0` after a replay: nothing more to send
+            } else if caught_up {
                 cx.frame.clear();
                 write_tick(&mut cx.frame, stream.payload_bytes);
                 frame = Some(Frame::Tick);
@@ -105,7 +135,7 @@ impl<S: Socket> Connection<S> {
             let interval = Duration::from_millis(stream.interval_ms.max(1).into());
             let (next, missed) = next_on_grid(due, interval, now);
             stream.next_tick = Some(clock.stamp(next));
-            stream.skipped = stream.skipped.saturating_add(missed.min(u32::MAX.into()) as u32);
+            stream.skipped = stream.skipped.saturating_add(missed.min(u16::MAX.into()) as u16);
             cx.counters.ticks_skipped += missed;
         }
         // The watch: a heartbeat fills a silence; a stream that owes bytes but got none out for
@@ -130,6 +160,10 @@ impl<S: Socket> Connection<S> {
             self.watch_stall(cx, now);
             return Next::Wait;
         };
+        if let Frame::End = frame {
+            self.end_finite_stream(cx, now);
+            return self.finish_writes(cx, now).into();
+        }
 
         let before = self.outbox.pending_bytes();
         if let super::outbox::Flush::Failed(error) = self.outbox.write_through(&mut self.socket, &cx.frame) {
@@ -144,8 +178,15 @@ impl<S: Socket> Connection<S> {
                 stream.events = stream.events.saturating_add(1);
                 cx.counters.events_sent += 1;
                 log::debug!("{}: tick {}", self.peer, stream.events);
+                if stream.end != StreamEnd::Never {
+                    stream.ticks_left = stream.ticks_left.saturating_sub(1);
+                    if stream.ticks_left == 0 {
+                        self.end_finite_stream(cx, now); // caught up: the tick was just written through
+                        return self.finish_writes(cx, now).into();
+                    }
+                }
             }
-            Frame::Heartbeat => {
+            Frame::Heartbeat | Frame::End => {
                 cx.counters.heartbeats += 1;
                 log::debug!("{}: heartbeat", self.peer);
             }
@@ -235,10 +276,15 @@ fn next_watch(config: &Config, caught_up: bool, last_sent: Instant, now: Instant
     next.map(|at| at.max(now + Duration::from_millis(1)))
 }
 
-/// What a stream deadline wrote.
+/// The last event of a finite stream asked to end with it (`done=1`).
+pub const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// What a stream deadline writes.
 enum Frame {
     Tick,
     Heartbeat,
+    /// Nothing: a finite stream ends.
+    End,
 }
 
 /// Appends a tick with `payload_bytes` of data: the time of day now, then padding.
@@ -288,6 +334,8 @@ mod tests {
             events: 0,
             skipped: 0,
             input_bytes: 0,
+            ticks_left: 0,
+            end: StreamEnd::Never,
             shaped: false,
             watch_at: Some(ms(20)),
         };

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use mio::Interest;
 use mio::net::TcpStream;
 
-use super::Server;
+use super::{Server, Transport};
 use crate::config::OVERFLOW_SLOTS;
 use crate::conn::{Connection, Next};
 use crate::token::ConnKey;
@@ -33,7 +33,7 @@ pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Listen backlog: connections the kernel completes for us between two accept rounds.
 pub const BACKLOG: i32 = 4096;
 
-impl Server {
+impl<S: Transport> Server<S> {
     /// Accepts waiting connections, at most [`ACCEPTS_PER_TURN`] this turn.
     pub(super) fn accept_pending(&mut self, now: Instant) {
         if self.shutdown_deadline.is_some() {
@@ -50,7 +50,8 @@ impl Server {
             return;
         }
         for _ in 0..ACCEPTS_PER_TURN {
-            match self.listener.accept() {
+            let Some(listener) = self.listener.as_ref() else { return };
+            match listener.accept() {
                 Ok((socket, peer)) => {
                     if std::mem::take(&mut self.out_of_fds) {
                         log::info!("accepting again: file descriptors are free");
@@ -113,6 +114,13 @@ impl Server {
         let entry = self.conns.vacant_entry();
         let key = ConnKey { slot: entry.key() as u32, generation: self.next_generation };
         self.next_generation = self.next_generation.wrapping_add(1);
+        let socket = match S::wrap(socket, &self.acceptor) {
+            Ok(socket) => socket,
+            Err(e) => {
+                log::error!("{peer}: cannot set up the connection: {e}");
+                return; // dropping the socket closes it
+            }
+        };
         let mut conn = Connection::new(socket, peer, key, over_capacity, &self.cx, now);
         // READABLE | WRITABLE once, for the connection's whole life: no re-registration per write.
         if let Err(e) = self.poll.registry().register(

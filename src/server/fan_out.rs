@@ -45,7 +45,7 @@ impl FanOut {
     }
 }
 
-impl Server {
+impl<S: super::Transport> Server<S> {
     /// One slice of the fan-out (see the module's rules).
     pub(super) fn fan_out(&mut self, now: Instant) {
         let slots = self.conns.capacity();

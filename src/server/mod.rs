@@ -45,7 +45,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpListener;
+use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -53,11 +53,14 @@ use slab::Slab;
 
 mod accept;
 mod fan_out;
+mod shutdown;
 mod supervised;
+pub mod transport;
 
 use crate::clock::Stamp;
 use crate::cluster::WorkerLink;
 use crate::config::Config;
+use crate::conn::tls::TlsSocket;
 use crate::conn::{Connection, Next};
 use crate::context::LoopContext;
 use crate::metrics::{CloseReason, Counters};
@@ -67,6 +70,7 @@ use crate::token::{BACKPLANE_COMMAND, BACKPLANE_READ, CLUSTER, ConnKey, LISTENER
 pub use accept::{ACCEPT_PAUSE, ACCEPTS_PER_TURN, BACKLOG, bind_listener, listen_error};
 pub use fan_out::FAN_OUT_SLICE;
 use fan_out::FanOut;
+pub use transport::Transport;
 /// Readiness events taken per poll.
 const EVENTS_CAPACITY: usize = 1024;
 
@@ -79,15 +83,20 @@ pub enum Stop {
     Immediate,
 }
 
-/// The server: everything the loop owns.
-pub struct Server {
+/// The server: everything the loop owns. `S` is what its listener speaks: plain TCP, or TLS over it
+/// (see [`transport`]).
+pub struct Server<S: Transport = TcpStream> {
     poll: Poll,
-    listener: TcpListener,
+    /// Closed (`None`) once the shutdown begins: the kernel then stops handing this process new
+    /// connections (with `SO_REUSEPORT`, they go to the other workers).
+    listener: Option<TcpListener>,
     signals: Signals,
     /// Set once a signal started the graceful shutdown: when to give up waiting for connections.
     shutdown_deadline: Option<Instant>,
     local_addr: SocketAddr,
-    conns: Slab<Connection>,
+    conns: Slab<Connection<S>>,
+    /// What turns an accepted TCP connection into an `S` (TLS: the certificate and settings).
+    acceptor: S::Acceptor,
     /// Every connection's next deadline, in milliseconds since the loop's epoch (see [`crate::clock`]).
     timers: TimerQueue<u64, ConnKey>,
     cx: LoopContext,
@@ -111,9 +120,26 @@ pub struct Server {
     cluster: Option<WorkerLink>,
 }
 
-impl Server {
-    /// Binds the listener and loads the static files; the loop starts with [`Server::run`].
+impl Server<TcpStream> {
+    /// A plain HTTP server: binds the listener and loads the static files; the loop starts with
+    /// [`Server::run`].
     pub fn bind(config: Config, max_connections: usize) -> io::Result<Server> {
+        Server::open(config, max_connections)
+    }
+}
+
+impl Server<TlsSocket> {
+    /// An HTTPS server (`--tls-cert`, `--tls-key`): as [`Server::bind`], and the certificate and key are
+    /// loaded first; a file that cannot be used is an error that says why.
+    pub fn bind_tls(config: Config, max_connections: usize) -> io::Result<Server<TlsSocket>> {
+        Server::open(config, max_connections)
+    }
+}
+
+impl<S: Transport> Server<S> {
+    /// Loads what `S` needs (a certificate), binds the listener and loads the static files.
+    pub fn open(config: Config, max_connections: usize) -> io::Result<Server<S>> {
+        let acceptor = S::acceptor(&config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let files = match StaticFiles::load(&config.static_dir) {
             Ok(files) => {
                 log::info!(
@@ -140,11 +166,12 @@ impl Server {
         let signals = Signals::new([SIGINT, SIGTERM])?;
         let mut server = Server {
             poll,
-            listener,
+            listener: Some(listener),
             signals,
             shutdown_deadline: None,
             local_addr,
             conns: Slab::with_capacity(1024),
+            acceptor,
             timers: TimerQueue::default(),
             cx: LoopContext::new(config, files, Instant::now())
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
@@ -159,7 +186,9 @@ impl Server {
             cluster: None,
             out_of_fds: false,
         };
-        server.poll.registry().register(&mut server.listener, LISTENER, Interest::READABLE)?;
+        if let Some(listener) = server.listener.as_mut() {
+            server.poll.registry().register(listener, LISTENER, Interest::READABLE)?;
+        }
         server.poll.registry().register(&mut server.signals, SIGNALS, Interest::READABLE)?;
         Ok(server)
     }
@@ -181,7 +210,8 @@ impl Server {
             None => "ticks off".into(),
         };
         log::info!(
-            "listening on http://{} (up to {} connections, {interval})",
+            "listening on {}://{} (up to {} connections, {interval})",
+            S::scheme(),
             self.local_addr,
             self.max_connections
         );
@@ -254,64 +284,18 @@ impl Server {
         }
     }
 
-    /// First signal: stop accepting, close idle connections, end every stream (once it has sent what it
-    /// owes) with a jittered `retry:`, and give the rest until the deadline.
-    fn begin_shutdown(&mut self, signal: i32, now: Instant) {
-        let timeout = Duration::from_millis(self.cx.config.shutdown_timeout_ms);
-        let streams = self.cx.gauges.open_streams;
-        // Spread the comeback so that a restarted server sees at most ~2,000 reconnects a second.
-        let spread_ms = (streams / 2).clamp(2_000, 60_000);
-        log::info!(
-            "signal {signal}: shutting down; ending {streams} streams (clients come back within {spread_ms} ms), {} \
-             connections open, {timeout:?} to flush",
-            self.conns.len()
-        );
-        self.shutdown_deadline = Some(now + timeout);
-        self.cx.shutdown_spread_ms = Some(spread_ms);
-        if let Err(e) = self.poll.registry().deregister(&mut self.listener) {
-            log::debug!("deregister the listener: {e}");
-        }
-        self.listener_ready = false;
-        let keys: Vec<ConnKey> = self.conns.iter().map(|(_, conn)| conn.key).collect();
-        for key in keys {
-            self.with_conn(key, now, |conn, cx| conn.on_shutdown(cx, now));
-        }
-    }
-
-    /// The last line: how the shutdown went and what the server did in its life.
-    fn log_summary(&self, deadline: Instant, now: Instant) {
-        let c = &self.cx.counters;
-        if !self.conns.is_empty() {
-            log::warn!(
-                "shutdown deadline passed with {} connections still open; closing them",
-                self.conns.len()
-            );
-        }
-        let waited = now
-            .saturating_duration_since(deadline - Duration::from_millis(self.cx.config.shutdown_timeout_ms));
-        log::info!(
-            "stopped after {:.3} s of shutdown: {} connections accepted, {} streams served, {} events sent, {} \
-             published, {} bytes written",
-            waited.as_secs_f64(),
-            c.accepted,
-            c.streams_opened,
-            c.events_sent,
-            c.publishes,
-            c.bytes_sent
-        );
-    }
-
     /// Runs a handler on the connection `key` names, if it is still the slot's owner, keeps the
     /// write-queue gauge current, and settles the outcome.
     fn with_conn(
         &mut self,
         key: ConnKey,
         now: Instant,
-        handler: impl FnOnce(&mut Connection, &mut LoopContext) -> Next,
+        handler: impl FnOnce(&mut Connection<S>, &mut LoopContext) -> Next,
     ) {
         let Some(conn) = live(&mut self.conns, key) else { return };
         let before = conn.queued_bytes() as u64;
         let next = handler(conn, &mut self.cx);
+        transport::note_news(&mut self.cx, conn, now);
         let after = conn.queued_bytes() as u64;
         let gauge = &mut self.cx.gauges.write_queue_bytes;
         *gauge = (*gauge + after).saturating_sub(before);
@@ -403,6 +387,7 @@ impl Server {
     /// its timer, deregister, free its slot.
     fn close(&mut self, key: ConnKey, reason: CloseReason, now: Instant) {
         let Some(conn) = live(&mut self.conns, key) else { return };
+        transport::note_close(&mut self.cx, conn, reason);
         conn.close(&mut self.cx, now, reason);
         let mut conn = self.conns.remove(key.slot as usize);
         if let Some(deadline) = conn.armed_timer {
@@ -424,6 +409,6 @@ impl Server {
 }
 
 /// The connection `key` names, if it is still the slot's owner (rule 6).
-fn live(conns: &mut Slab<Connection>, key: ConnKey) -> Option<&mut Connection> {
+fn live<S>(conns: &mut Slab<Connection<S>>, key: ConnKey) -> Option<&mut Connection<S>> {
     conns.get_mut(key.slot as usize).filter(|conn| conn.key == key)
 }

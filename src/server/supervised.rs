@@ -11,7 +11,7 @@ use super::Server;
 use crate::cluster::WorkerLink;
 use crate::token::CLUSTER;
 
-impl Server {
+impl<S: super::Transport> Server<S> {
     /// A worker of `--workers` links up with its supervisor, which sums every worker's figures.
     pub(super) fn join_supervisor(&mut self) {
         let (Some(pid), Some(index)) = (self.cx.config.supervisor_pid, self.cx.config.worker_index) else {

@@ -56,6 +56,9 @@ const CHROMIUM_ARGS = [
   "--disable-component-update",
   "--disable-sync",
 ];
+// More flags for this run, space-separated, from the caller: tests/browser.rs passes
+// --ignore-certificate-errors-spki-list=<hash> to trust its test certificate over HTTPS (and only it).
+if (process.env.CHROMIUM_EXTRA_ARGS) CHROMIUM_ARGS.push(...process.env.CHROMIUM_EXTRA_ARGS.split(" ").filter(Boolean));
 // Per wait. Generous: the browser's own reconnection delay is ~3 s, and CI machines are shared.
 const DEADLINE_MS = 20_000;
 // How often a wait looks at the page again.

@@ -9,6 +9,8 @@
 //!   is the very thing tested, or where it speaks of processes (the supervisor's workers).
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
+pub mod tls;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};

@@ -37,7 +37,7 @@ fn path_of(name: &str) -> PathBuf {
 
 /// The settings `streams` streams need, with the ports of the server and Redis to keep out of the
 /// ephemeral range, from `source_ips` source addresses.
-fn needs(streams: u64, source_ips: u64, reserved: &[u16]) -> Vec<(&'static str, Need)> {
+fn needs(streams: u64, source_ips: u64, reserved: &[u16], rolling: bool) -> Vec<(&'static str, Need)> {
     let per_ip = streams.div_ceil(source_ips.max(1));
     // Past a few tens of thousands, connect storms need deep accept and SYN queues, and the whole port
     // range is handed out: then the service's own ports are reserved, never a source port.
@@ -58,6 +58,11 @@ fn needs(streams: u64, source_ips: u64, reserved: &[u16]) -> Vec<(&'static str, 
     if large {
         needs.push(("net.ipv4.ip_local_reserved_ports", Need::Ports(reserved.to_vec())));
     }
+    if large && rolling {
+        // A worker that drains closes its listener; what waits in its accept queue moves to another
+        // worker instead of being reset.
+        needs.push(("net.ipv4.tcp_migrate_req", Need::AtLeast(1)));
+    }
     needs
 }
 
@@ -68,8 +73,11 @@ fn wanted(current: &str, need: &Need) -> Option<String> {
         Need::AtLeast(min) => (numbers.first().copied().unwrap_or(0) < *min).then(|| min.to_string()),
         Need::EachAtLeast(mins) => {
             let low = mins.iter().enumerate().any(|(i, min)| numbers.get(i).copied().unwrap_or(0) < *min);
-            let raised: Vec<String> =
-                mins.iter().enumerate().map(|(i, min)| numbers.get(i).copied().unwrap_or(0).max(*min).to_string()).collect();
+            let raised: Vec<String> = mins
+                .iter()
+                .enumerate()
+                .map(|(i, min)| numbers.get(i).copied().unwrap_or(0).max(*min).to_string())
+                .collect();
             low.then(|| raised.join(" "))
         }
         Need::PortSpan(span) => {
@@ -92,11 +100,13 @@ fn wanted(current: &str, need: &Need) -> Option<String> {
 
 /// Reads every setting, raises those too low (printing each line), and returns what to put back; an
 /// error names the setting that could not be written and the value it needs.
-pub fn apply(streams: u64, source_ips: u64, reserved: &[u16]) -> Result<Vec<Setting>, String> {
+pub fn apply(streams: u64, source_ips: u64, reserved: &[u16], rolling: bool) -> Result<Vec<Setting>, String> {
     let mut changed = Vec::new();
-    for (name, need) in needs(streams, source_ips, reserved) {
+    for (name, need) in needs(streams, source_ips, reserved, rolling) {
         let path = path_of(name);
-        let Ok(before) = fs::read_to_string(&path).map(|v| v.split_whitespace().collect::<Vec<_>>().join(" ")) else {
+        let Ok(before) =
+            fs::read_to_string(&path).map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        else {
             if name.starts_with("net.netfilter") {
                 eprintln!("c1m: {name}: not loaded (no connection tracking): nothing to do");
                 continue;
@@ -156,8 +166,10 @@ mod tests {
 
     #[test]
     fn a_million_streams_need_every_setting_raised_on_a_stock_kernel() {
-        let needs = needs(1_000_000, 53, &[18080]);
-        let file_max = needs.iter().find(|(n, _)| *n == "fs.file-max").map(|(_, need)| wanted("1048576", need));
+        let needs = needs(1_000_000, 53, &[18080], true);
+        assert!(needs.iter().any(|(n, _)| *n == "net.ipv4.tcp_migrate_req"));
+        let file_max =
+            needs.iter().find(|(n, _)| *n == "fs.file-max").map(|(_, need)| wanted("1048576", need));
         assert_eq!(file_max, Some(Some("2065536".into())));
     }
 }

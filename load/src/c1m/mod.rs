@@ -21,15 +21,18 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 /// `c1m [STREAMS] [options]`.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "c1m", about = "Hold a million SSE streams (or STREAMS) on this machine: kernel settings, \
-Redis, mio-sse workers, mio-sse-load processes, figures; optionally through a rolling restart")]
+#[command(
+    name = "c1m",
+    about = "Hold a million SSE streams (or STREAMS) on this machine: kernel settings, \
+Redis, mio-sse workers, mio-sse-load processes, figures; optionally through a rolling restart"
+)]
 pub struct Args {
     /// Streams to hold.
     #[arg(default_value_t = 1_000_000)]
@@ -120,13 +123,19 @@ pub fn run(args: &Args) -> Result<u8, String> {
     let hard = rlimit::Resource::NOFILE.get().map(|(_, h)| h).unwrap_or(hard);
     for (what, per) in [("--per-worker", args.per_worker), ("--per-load-process", args.per_load_process)] {
         if per + 200 > hard {
-            return Err(format!("{what} {per}: a process may hold {hard} fds here; ask for at most {}", hard - 200));
+            return Err(format!(
+                "{what} {per}: a process may hold {hard} fds here; ask for at most {}",
+                hard - 200
+            ));
         }
     }
     std::fs::create_dir_all(&args.out_dir).map_err(|e| format!("{}: {e}", args.out_dir.display()))?;
     let (port, redis_port) = (free_port()?, free_port()?);
-    eprintln!("c1m: {} streams: {workers} server workers, {procs} load processes from 127.0.0.1-{procs}", args.streams);
-    let _restore = Restore(kernel::apply(args.streams, procs, &[port, redis_port])?);
+    eprintln!(
+        "c1m: {} streams: {workers} server workers, {procs} load processes from 127.0.0.1-{procs}",
+        args.streams
+    );
+    let _restore = Restore(kernel::apply(args.streams, procs, &[port, redis_port], args.rolling_restart)?);
     let slab_before = watch::slab_bytes();
     let mut started = Started::default();
 
@@ -144,7 +153,14 @@ pub fn run(args: &Args) -> Result<u8, String> {
     let server = Command::new(args.bin_dir.join("mio-sse"))
         .args(["--workers", &workers.to_string(), "--redis", &format!("redis://127.0.0.1:{redis_port}")])
         .args(["--listen", &addr.to_string(), "--interval-ms", &args.interval_ms.to_string()])
-        .args(["--request-timeout-ms", "30000", "--shutdown-timeout-ms", "2000", "--static-dir", "/nonexistent"])
+        .args([
+            "--request-timeout-ms",
+            "30000",
+            "--shutdown-timeout-ms",
+            "2000",
+            "--static-dir",
+            "/nonexistent",
+        ])
         .stderr(server_log)
         .spawn()
         .map_err(|e| format!("cannot start mio-sse ({e}); build it: cargo build --release"))?;
@@ -153,16 +169,28 @@ pub fn run(args: &Args) -> Result<u8, String> {
     wait_until(Duration::from_secs(60), || {
         watch::metrics(addr).is_some_and(|m| m.get("mio_sse_workers") == Some(&workers))
     })
-    .map_err(|_| format!("the {workers} workers did not all report within 60 s (see {}/server.log)", args.out_dir.display()))?;
+    .map_err(|_| {
+        format!(
+            "the {workers} workers did not all report within 60 s (see {}/server.log)",
+            args.out_dir.display()
+        )
+    })?;
 
     let open_s = args.streams / args.ramp.max(1) + 1;
-    let restart_s = if args.rolling_restart { workers * 4 + 90 } else { 0 };
-    let duration_s = open_s * 2 + 30 + args.hold_s + restart_s;
+    // A ceiling only: the run is ended (SIGTERM) once the phases are over.
+    let restart_s = if args.rolling_restart { workers * 10 + 120 } else { 0 };
+    let duration_s = open_s * 2 + 60 + args.hold_s + restart_s;
     let csv = args.out_dir.join("load.csv");
     let _ = std::fs::remove_file(&csv);
     let load_log = File::create(args.out_dir.join("load.log")).map_err(|e| e.to_string())?;
     let mut load = Command::new(args.bin_dir.join("mio-sse-load"))
-        .args(["hold", "--url", &format!("http://{addr}/home/events"), "--streams", &args.streams.to_string()])
+        .args([
+            "hold",
+            "--url",
+            &format!("http://{addr}/home/events"),
+            "--streams",
+            &args.streams.to_string(),
+        ])
         .args(["--procs", &procs.to_string(), "--source-ips", &format!("127.0.0.1-127.0.0.{procs}")])
         .args(["--ramp", &args.ramp.to_string(), "--duration-s", &duration_s.to_string()])
         .args(["--connect-timeout-s", "30", "--reconnect", "--ids", "sequential", "--json", "--quiet"])
@@ -171,7 +199,9 @@ pub fn run(args: &Args) -> Result<u8, String> {
         .stdout(Stdio::piped())
         .stderr(load_log)
         .spawn()
-        .map_err(|e| format!("cannot start mio-sse-load ({e}); build it: cargo build --release -p mio-sse-load"))?;
+        .map_err(|e| {
+            format!("cannot start mio-sse-load ({e}); build it: cargo build --release -p mio-sse-load")
+        })?;
     let load_pid = load.id();
     let load_stdout = load.stdout.take();
     started.0.push(("mio-sse-load".into(), load));
@@ -185,15 +215,11 @@ pub fn run(args: &Args) -> Result<u8, String> {
 
     let mut run = Run::new(args, addr, server_pid, load_pid, slab_before, csv);
     run.watch(&stop)?;
-    let report_text = {
-        // The load generator ends at its --duration-s; wait for it (and its report).
-        let deadline = Instant::now() + Duration::from_secs(duration_s + 60);
-        while run.load_running() && Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
-            let _ = run.tick(false);
-        }
-        drop(started); // stops what still runs (the load generator first, then the server, then Redis)
-        report_reader.join().unwrap_or_default()
-    };
+    // Done: the load generator ends its run on SIGTERM and prints its report; then the rest stops.
+    let _ = Command::new("kill").args(["-TERM", &load_pid.to_string()]).status();
+    let _ = wait_until(Duration::from_secs(60), || !run.load_running());
+    let report_text = report_reader.join().unwrap_or_default();
+    drop(started); // stops what still runs (the server, then Redis)
     let report: Value = serde_json::from_str(report_text.trim()).unwrap_or(Value::Null);
     Ok(run.finish(&report))
 }

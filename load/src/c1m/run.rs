@@ -51,7 +51,14 @@ pub struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    pub fn new(args: &'a Args, addr: SocketAddr, server_pid: u32, load_pid: u32, slab_before: u64, csv: PathBuf) -> Self {
+    pub fn new(
+        args: &'a Args,
+        addr: SocketAddr,
+        server_pid: u32,
+        load_pid: u32,
+        slab_before: u64,
+        csv: PathBuf,
+    ) -> Self {
         let now = Instant::now();
         Run {
             args,
@@ -77,7 +84,8 @@ impl<'a> Run<'a> {
     /// Whether the load generator still runs.
     pub fn load_running(&self) -> bool {
         std::path::Path::new(&format!("/proc/{}", self.load_pid)).exists()
-            && !std::fs::read_to_string(format!("/proc/{}/stat", self.load_pid)).is_ok_and(|s| s.contains(") Z "))
+            && !std::fs::read_to_string(format!("/proc/{}/stat", self.load_pid))
+                .is_ok_and(|s| s.contains(") Z "))
     }
 
     /// The phases: open every stream, hold, restart if asked.
@@ -92,7 +100,11 @@ impl<'a> Run<'a> {
             readings = self.tick(false);
         }
         self.open_duration_s = Some(self.started.elapsed().as_secs_f64());
-        eprintln!("c1m: {} of {streams} open; holding {} s", readings.server_open.min(readings.load_open), self.args.hold_s);
+        eprintln!(
+            "c1m: {} of {streams} open; holding {} s",
+            readings.server_open.min(readings.load_open),
+            self.args.hold_s
+        );
         self.next_publish = (self.args.publish_every_ms > 0).then(Instant::now);
         let hold_until = Instant::now() + Duration::from_secs(self.args.hold_s);
         while Instant::now() < hold_until && !stop.load(Ordering::Relaxed) && self.load_running() {
@@ -142,7 +154,8 @@ impl<'a> Run<'a> {
                 self.publish_one();
                 self.next_publish = Some(at + Duration::from_millis(self.args.publish_every_ms));
             }
-            let wait = self.next_tick.saturating_duration_since(Instant::now()).min(Duration::from_millis(20));
+            let wait =
+                self.next_tick.saturating_duration_since(Instant::now()).min(Duration::from_millis(20));
             std::thread::sleep(wait);
         }
         self.next_tick += Duration::from_secs(1);
@@ -185,13 +198,14 @@ impl<'a> Run<'a> {
             "POST /home/events HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
-        let answered = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)).ok().and_then(|mut s| {
-            s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-            s.write_all(request.as_bytes()).ok()?;
-            let mut answer = String::new();
-            s.read_to_string(&mut answer).ok()?;
-            answer.starts_with("HTTP/1.1 200").then_some(())
-        });
+        let answered =
+            TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)).ok().and_then(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+                s.write_all(request.as_bytes()).ok()?;
+                let mut answer = String::new();
+                s.read_to_string(&mut answer).ok()?;
+                answer.starts_with("HTTP/1.1 200").then_some(())
+            });
         match answered {
             Some(()) => self.published += 1,
             None => self.publish_failures += 1,
@@ -235,7 +249,8 @@ impl<'a> Run<'a> {
             "load_verdict": report["verdict"],
         });
         let restart_ok = self.restart.is_none_or(|r| r.all_back)
-            && (self.restart.is_none() || (n(&report["ids"]["missing"]) == 0 && n(&report["ids"]["duplicates"]) == 0));
+            && (self.restart.is_none()
+                || (n(&report["ids"]["missing"]) == 0 && n(&report["ids"]["duplicates"]) == 0));
         let ok = failures == 0 && self.held == streams && report != &Value::Null && restart_ok;
         let per = |bytes: u64| bytes as f64 / self.held.max(1) as f64;
         println!("| figure | value |\n|---|---|");
@@ -243,9 +258,20 @@ impl<'a> Run<'a> {
         println!("| failures | {failures} {} |", report["failures"]);
         println!("| opens per second | {opens_per_s:.0} |");
         println!("| fewest ticks on a stream | {} |", report["min_ticks_per_stream"]);
-        println!("| server RSS, all processes | {:.0} MB ({:.0} B per stream) |", self.at_hold.server_rss as f64 / 1e6, per(self.at_hold.server_rss));
-        println!("| load-generator RSS, all processes | {:.0} MB ({:.0} B per stream) |", self.at_hold.load_rss as f64 / 1e6, per(self.at_hold.load_rss));
-        println!("| kernel slab | +{:.0} MB |", self.at_hold.slab.saturating_sub(self.slab_before) as f64 / 1e6);
+        println!(
+            "| server RSS, all processes | {:.0} MB ({:.0} B per stream) |",
+            self.at_hold.server_rss as f64 / 1e6,
+            per(self.at_hold.server_rss)
+        );
+        println!(
+            "| load-generator RSS, all processes | {:.0} MB ({:.0} B per stream) |",
+            self.at_hold.load_rss as f64 / 1e6,
+            per(self.at_hold.load_rss)
+        );
+        println!(
+            "| kernel slab | +{:.0} MB |",
+            self.at_hold.slab.saturating_sub(self.slab_before) as f64 / 1e6
+        );
         if let Some(r) = &self.restart {
             println!(
                 "| rolling restart | {:.1} s; back p50 / p99 / max {} / {} / {} ms; peak {} reconnects/s; lost {} · duplicated {} |",

@@ -15,7 +15,9 @@ pub fn rss_tree(pid: u32) -> u64 {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     if let Ok(entries) = fs::read_dir("/proc") {
         for entry in entries.flatten() {
-            let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
             let Ok(stat) = fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
             // The parent pid is the 2nd field after the `(name)`, which may hold spaces.
             let Some(after_name) = stat.rsplit_once(')').map(|(_, rest)| rest) else { continue };
@@ -61,8 +63,13 @@ pub fn tcp_mem_pages() -> u64 {
     words.windows(2).find(|w| w[0] == "mem").and_then(|w| w[1].parse().ok()).unwrap_or(0)
 }
 
-/// The service's `/metrics`, as name → value (labels kept in the name), or `None` if it did not answer.
+/// The service's `/metrics`, as name → value (labels kept in the name), or `None` if three tries found no
+/// answer (during a rolling restart a try may land on a worker that is closing).
 pub fn metrics(addr: SocketAddr) -> Option<HashMap<String, u64>> {
+    (0..3).find_map(|_| metrics_once(addr))
+}
+
+fn metrics_once(addr: SocketAddr) -> Option<HashMap<String, u64>> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
@@ -72,7 +79,9 @@ pub fn metrics(addr: SocketAddr) -> Option<HashMap<String, u64>> {
     Some(
         body.lines()
             .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.rsplit_once(' ').and_then(|(name, v)| Some((name.to_string(), v.parse().ok()?))))
+            .filter_map(|l| {
+                l.rsplit_once(' ').and_then(|(name, v)| Some((name.to_string(), v.parse().ok()?)))
+            })
             .collect(),
     )
 }

@@ -145,7 +145,8 @@ impl Job {
             samples: None,
             go: None,
             ready: None,
-            stop: None,
+            // SIGINT or SIGTERM end the run early, with its report (see `cli::stop_flag`).
+            stop: Some(super::stop_flag()),
         })
     }
 

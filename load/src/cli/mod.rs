@@ -7,7 +7,8 @@
 //! load generator could not run).
 
 use std::process::ExitCode;
-use std::sync::mpsc;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock, mpsc};
 
 use clap::Parser;
 
@@ -20,6 +21,21 @@ use job::Job;
 pub mod flags;
 pub mod job;
 pub mod procs;
+
+/// The flag SIGINT and SIGTERM raise: a run that sees it ends at once and reports what it measured
+/// (a `--procs` parent passes the signal on to its workers, whose reports it merges as usual).
+pub fn stop_flag() -> Arc<AtomicBool> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    Arc::clone(FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&flag)) {
+                eprintln!("mio-sse-load: cannot catch signal {signal}: {e}");
+            }
+        }
+        flag
+    }))
+}
 
 /// The whole binary: flags in, exit code out.
 pub fn main() -> ExitCode {
@@ -42,6 +58,7 @@ pub fn main() -> ExitCode {
         eprintln!("mio-sse-load {}: {why}", job.mode);
         return ExitCode::from(BAD_INPUT);
     }
+    stop_flag(); // caught from the start: a signal during set-up ends the run with a report too
     if let Some(worker) = job.run.worker {
         return ExitCode::from(procs::run_worker(&job, worker));
     }

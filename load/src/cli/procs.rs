@@ -126,7 +126,23 @@ pub fn run_parent(job: &Job, timeline: &mut Timeline) -> Result<Report, String> 
     let mut pending: Vec<Sample> = Vec::new();
     let mut merged = Report::default();
     let mut reports = 0;
-    for (worker, message) in rx {
+    let stop = super::stop_flag();
+    let mut passed_on = false;
+    loop {
+        let (worker, message) = match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(received) => received,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) && !std::mem::replace(&mut passed_on, true)
+                {
+                    // Each worker ends its run and sends its report, merged as usual.
+                    for child in &children {
+                        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+                    }
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         match message {
             Message::Ready => ready[worker] = true,
             Message::Sample(sample) => {

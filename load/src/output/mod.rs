@@ -44,8 +44,9 @@ impl Timeline {
         if self.progress {
             eprintln!("{}", progress_line(sample, self.mode));
         }
+        // Flushed each second: the file is a live time series (`c1m` and `tail -f` read it as it grows).
         if let Some(csv) = &mut self.csv
-            && let Err(e) = writeln!(csv, "{}", csv_row(sample))
+            && let Err(e) = writeln!(csv, "{}", csv_row(sample)).and_then(|()| csv.flush())
         {
             self.csv_error.get_or_insert(e);
         }

@@ -6,13 +6,17 @@
 //! |---------------|---------------------------------------------------------------------------|
 //! | `requests`    | `ReadingRequest`, `ReadingBody`: splits, pipelining, bounds, 408, idle     |
 //! | `publishing`  | `ReadingBody` → `AwaitingPublish` → answer; a late answer; a backplane down |
+//! | `finite`      | `/home/stream?count=N&done=1`: N ticks, `[DONE]`, the FIN; a POST's body  |
 //! | `streaming`   | `Streaming`: ticks on their grid, stalls, heartbeats, catch-up, input      |
 //! | `closing`     | `Draining`, `Lingering`, `Closed`: lingering close, shutdown, resets       |
+//! | `tls`         | the TLS socket: handshake, close_notify, alerts, a full kernel, over a fake |
 
 mod closing;
+mod finite;
 mod publishing;
 mod requests;
 mod streaming;
+mod tls;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
