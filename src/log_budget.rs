@@ -9,6 +9,7 @@
 //! Rules: pure (time is passed in); the summary is due one second after the window opened, and the loop
 //! wakes for it ([`LogBudget::deadline`]) so a burst's summary is not held back until the next event.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// The budget of one kind of line.
@@ -19,6 +20,8 @@ pub struct LogBudget {
     window_start: Option<Instant>,
     shown: u32,
     suppressed: u64,
+    /// Why the held-back lines happened, when the caller says (`allow_because`): the summary keeps it.
+    reasons: BTreeMap<String, u64>,
 }
 
 impl LogBudget {
@@ -27,7 +30,7 @@ impl LogBudget {
     const WINDOW: Duration = Duration::from_secs(1);
 
     pub const fn new(what: &'static str) -> LogBudget {
-        LogBudget { what, window_start: None, shown: 0, suppressed: 0 }
+        LogBudget { what, window_start: None, shown: 0, suppressed: 0, reasons: BTreeMap::new() }
     }
 
     /// Whether a line may be written now; if not, it is counted for the summary.
@@ -45,6 +48,17 @@ impl LogBudget {
             self.suppressed += 1;
             false
         }
+    }
+
+    /// Like [`LogBudget::allow`], counting `why` for the summary when the line is held back (a stream
+    /// closed by the server must say why, even in a burst).
+    pub fn allow_because(&mut self, now: Instant, why: &str) -> bool {
+        if self.allow(now) {
+            return true;
+        }
+        // Few distinct reasons (close reasons, "shutdown"): the map stays small.
+        *self.reasons.entry(why.to_owned()).or_default() += 1;
+        false
     }
 
     /// When a summary is due (for the poll timeout), if lines were held back.
@@ -71,7 +85,15 @@ impl LogBudget {
         let n = std::mem::take(&mut self.suppressed);
         self.window_start = None;
         self.shown = 0;
-        Some(format!("… and {} more {} in the last second", thousands(n), self.what))
+        let reasons = std::mem::take(&mut self.reasons);
+        let why = if reasons.is_empty() {
+            String::new()
+        } else {
+            let parts: Vec<String> =
+                reasons.iter().map(|(why, n)| format!("{why}: {}", thousands(*n))).collect();
+            format!(" ({})", parts.join(", "))
+        };
+        Some(format!("… and {} more {} in the last second{why}", thousands(n), self.what))
     }
 }
 
@@ -128,5 +150,16 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn a_summary_says_why_the_lines_it_sums_happened() {
+        let t0 = Instant::now();
+        let mut budget = LogBudget::new("streams closed");
+        for i in 0..(LogBudget::PER_SECOND + 5) {
+            budget.allow_because(t0, if i % 2 == 0 { "peer closed" } else { "shutdown" });
+        }
+        let line = budget.take_summary(t0 + Duration::from_secs(1)).unwrap();
+        assert_eq!(line, "… and 5 more streams closed in the last second (peer closed: 3, shutdown: 2)");
     }
 }

@@ -163,8 +163,8 @@ impl<S> Connection<S> {
                 cx.counters.streams_closed += 1;
                 cx.gauges.open_streams -= 1;
                 cx.gauges.shaped_bytes_per_s -= stream.shaped_bytes_per_s(&cx.config);
-                if !cx.closed_lines.allow(now) {
-                    return old;
+                if !cx.closed_lines.allow_because(now, &why) {
+                    return old; // summed up, with its reason, in the summary line
                 }
                 log::info!(
                     "stream from {} closed after {:.1} s, {} events sent, {} skipped ({why}; {} open)",

@@ -49,7 +49,9 @@ fn needs(streams: u64, source_ips: u64, reserved: &[u16], rolling: bool) -> Vec<
         ("net.core.somaxconn", Need::AtLeast(queue)),
         ("net.ipv4.tcp_max_syn_backlog", Need::AtLeast(queue)),
         ("net.core.netdev_max_backlog", Need::AtLeast(if large { 16_384 } else { 1_000 })),
-        ("net.ipv4.ip_local_port_range", Need::PortSpan(per_ip + per_ip / 5 + 1_000)),
+        // At most a third of the range per source address in use: the kernel's search for a free port at
+        // connect() stays short (past half full, each connect walks many taken ports).
+        ("net.ipv4.ip_local_port_range", Need::PortSpan(per_ip * 3 + 1_000)),
         // Pages: idle loopback sockets hold little, but a connect storm has buffers in flight; past the
         // second number the kernel starts to squeeze every socket's buffers.
         ("net.ipv4.tcp_mem", Need::EachAtLeast(vec![streams, streams * 3 / 2, streams * 2])),
@@ -137,7 +139,9 @@ pub fn apply(streams: u64, source_ips: u64, reserved: &[u16], rolling: bool) -> 
 /// Puts every changed setting back, printing each.
 pub fn restore(changed: &[Setting]) {
     for setting in changed.iter().rev() {
-        match fs::write(path_of(setting.name), &setting.before) {
+        // An empty list is written as a newline: an empty write changes nothing.
+        let value = if setting.before.is_empty() { "\n".to_string() } else { setting.before.clone() };
+        match fs::write(path_of(setting.name), value) {
             Ok(()) => eprintln!("c1m: {} restored to {}", setting.name, setting.before),
             Err(e) => eprintln!("c1m: could not restore {} to {} ({e})", setting.name, setting.before),
         }
@@ -153,6 +157,12 @@ mod tests {
         assert_eq!(wanted("4096", &Need::AtLeast(65_535)), Some("65535".into()));
         assert_eq!(wanted("100000", &Need::AtLeast(65_535)), None, "never lowered");
         assert_eq!(wanted("32768 60999", &Need::PortSpan(20_000)), None, "28,231 ports are enough");
+        assert!(
+            needs(1_000_000, 53, &[1], false).iter().any(
+                |(n, need)| *n == "net.ipv4.ip_local_port_range" && wanted("32768 60999", need).is_some()
+            ),
+            "a million from 53 addresses: the whole range"
+        );
         assert_eq!(wanted("32768 60999", &Need::PortSpan(40_000)), Some("1024 65535".into()));
         assert_eq!(
             wanted("188000 250000 376000", &Need::EachAtLeast(vec![1_000_000, 1_500_000, 2_000_000])),
