@@ -48,6 +48,7 @@ pub struct Run<'a> {
     publish_failures: u64,
     next_publish: Option<Instant>,
     restart: Option<Restart>,
+    last_metrics: std::collections::HashMap<String, u64>,
 }
 
 impl<'a> Run<'a> {
@@ -78,6 +79,7 @@ impl<'a> Run<'a> {
             publish_failures: 0,
             next_publish: None,
             restart: None,
+            last_metrics: std::collections::HashMap::new(),
         }
     }
 
@@ -159,7 +161,14 @@ impl<'a> Run<'a> {
             std::thread::sleep(wait);
         }
         self.next_tick += Duration::from_secs(1);
-        let metrics = watch::metrics(self.addr).unwrap_or_default();
+        // A scrape that finds no answer keeps the last figures (shown as they were, not as zeros).
+        let metrics = match watch::metrics(self.addr) {
+            Some(metrics) => {
+                self.last_metrics = metrics.clone();
+                metrics
+            }
+            None => self.last_metrics.clone(),
+        };
         let value = |name: &str| metrics.get(name).copied().unwrap_or(0);
         let opened = value("mio_sse_streams_opened_total");
         self.opens_this_second = opened.saturating_sub(self.opened_total.unwrap_or(opened));

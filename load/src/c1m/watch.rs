@@ -70,8 +70,9 @@ pub fn metrics(addr: SocketAddr) -> Option<HashMap<String, u64>> {
 }
 
 fn metrics_once(addr: SocketAddr) -> Option<HashMap<String, u64>> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    // Generous: at a million streams a worker's turn can be long, and a scrape waits for one.
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
     let mut text = String::new();
     stream.read_to_string(&mut text).ok()?;
