@@ -18,6 +18,8 @@ pub struct Readings {
     load_open: u64,
     server_rss: u64,
     load_rss: u64,
+    server_pss: u64,
+    load_pss: u64,
     slab: u64,
     tcp_mem_pages: u64,
 }
@@ -174,11 +176,15 @@ impl<'a> Run<'a> {
         self.opens_this_second = opened.saturating_sub(self.opened_total.unwrap_or(opened));
         self.opened_total = Some(opened);
         let (load_open, _) = watch::last_csv_row(&self.csv).unwrap_or((0, 0));
+        let ((server_rss, server_pss), (load_rss, load_pss)) =
+            (watch::memory_tree(self.server_pid), watch::memory_tree(self.load_pid));
         let readings = Readings {
             server_open: value("mio_sse_open_streams"),
             load_open,
-            server_rss: watch::rss_tree(self.server_pid),
-            load_rss: watch::rss_tree(self.load_pid),
+            server_rss,
+            load_rss,
+            server_pss,
+            load_pss,
             slab: watch::slab_bytes(),
             tcp_mem_pages: watch::tcp_mem_pages(),
         };
@@ -251,6 +257,8 @@ impl<'a> Run<'a> {
             "ticks_min_per_stream": report["min_ticks_per_stream"],
             "server_rss_bytes": self.at_hold.server_rss,
             "load_rss_bytes": self.at_hold.load_rss,
+            "server_pss_bytes": self.at_hold.server_pss,
+            "load_pss_bytes": self.at_hold.load_pss,
             "slab_bytes": self.at_hold.slab.saturating_sub(self.slab_before),
             "tcp_mem_pages": self.at_hold.tcp_mem_pages,
             "hold_s": self.args.hold_s,
@@ -267,15 +275,18 @@ impl<'a> Run<'a> {
         println!("| failures | {failures} {} |", report["failures"]);
         println!("| opens per second | {opens_per_s:.0} |");
         println!("| fewest ticks on a stream | {} |", report["min_ticks_per_stream"]);
+        let (h, mb) = (&self.at_hold, |b: u64| b as f64 / 1e6);
         println!(
-            "| server RSS, all processes | {:.0} MB ({:.0} B per stream) |",
-            self.at_hold.server_rss as f64 / 1e6,
-            per(self.at_hold.server_rss)
+            "| server, all processes: PSS (shared pages once) / RSS | {:.0} MB ({:.0} B per stream) / {:.0} MB |",
+            mb(h.server_pss),
+            per(h.server_pss),
+            mb(h.server_rss)
         );
         println!(
-            "| load-generator RSS, all processes | {:.0} MB ({:.0} B per stream) |",
-            self.at_hold.load_rss as f64 / 1e6,
-            per(self.at_hold.load_rss)
+            "| load generator, all processes: PSS / RSS | {:.0} MB ({:.0} B per stream) / {:.0} MB |",
+            mb(h.load_pss),
+            per(h.load_pss),
+            mb(h.load_rss)
         );
         println!(
             "| kernel slab | +{:.0} MB |",

@@ -10,8 +10,20 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-/// Resident memory of `pid` and all its descendants, in bytes.
+/// Resident memory of `pid` and all its descendants, in bytes: (RSS, PSS). RSS counts the pages the
+/// processes share (the binary's code, mapped once) in every one of them; PSS splits each shared page
+/// among its sharers, so the PSS sum is what the processes hold together.
+pub fn memory_tree(pid: u32) -> (u64, u64) {
+    descendants(pid).iter().map(|&p| (rss_of(p), pss_of(p))).fold((0, 0), |(r, s), (a, b)| (r + a, s + b))
+}
+
+/// Resident memory (RSS) of `pid` and all its descendants, in bytes.
 pub fn rss_tree(pid: u32) -> u64 {
+    memory_tree(pid).0
+}
+
+/// `pid` and every process below it.
+fn descendants(pid: u32) -> Vec<u32> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     if let Ok(entries) = fs::read_dir("/proc") {
         for entry in entries.flatten() {
@@ -26,13 +38,23 @@ pub fn rss_tree(pid: u32) -> u64 {
             }
         }
     }
-    let mut total = 0;
+    let mut all = Vec::new();
     let mut todo = vec![pid];
     while let Some(p) = todo.pop() {
-        total += rss_of(p);
+        all.push(p);
         todo.extend(children.get(&p).into_iter().flatten());
     }
-    total
+    all
+}
+
+/// Proportional set size of one process, in bytes (`/proc/PID/smaps_rollup`).
+fn pss_of(pid: u32) -> u64 {
+    let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
 }
 
 /// Resident memory of one process, in bytes.
