@@ -213,7 +213,7 @@ pub fn run(args: &Args) -> Result<u8, String> {
         text
     });
 
-    let mut run = Run::new(args, addr, server_pid, load_pid, slab_before, csv);
+    let mut run = Run::new(args, run::Started { addr, server_pid, load_pid, slab_before, csv });
     run.watch(&stop)?;
     // Done: the load generator ends its run on SIGTERM and prints its report; then the rest stops.
     let _ = Command::new("kill").args(["-TERM", &load_pid.to_string()]).status();

@@ -32,13 +32,19 @@ struct Restart {
     all_back: bool,
 }
 
+/// What was started, and where to read it: the service's address, the two process trees, the load
+/// generator's time series, and the kernel's slab before anything started.
+pub struct Started {
+    pub addr: SocketAddr,
+    pub server_pid: u32,
+    pub load_pid: u32,
+    pub slab_before: u64,
+    pub csv: PathBuf,
+}
+
 pub struct Run<'a> {
     args: &'a Args,
-    addr: SocketAddr,
-    server_pid: u32,
-    load_pid: u32,
-    slab_before: u64,
-    csv: PathBuf,
+    service: Started,
     started: Instant,
     next_tick: Instant,
     opened_total: Option<u64>,
@@ -54,22 +60,11 @@ pub struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    pub fn new(
-        args: &'a Args,
-        addr: SocketAddr,
-        server_pid: u32,
-        load_pid: u32,
-        slab_before: u64,
-        csv: PathBuf,
-    ) -> Self {
+    pub fn new(args: &'a Args, service: Started) -> Self {
         let now = Instant::now();
         Run {
             args,
-            addr,
-            server_pid,
-            load_pid,
-            slab_before,
-            csv,
+            service,
             started: now,
             next_tick: now + Duration::from_secs(1),
             opened_total: None,
@@ -87,8 +82,8 @@ impl<'a> Run<'a> {
 
     /// Whether the load generator still runs.
     pub fn load_running(&self) -> bool {
-        std::path::Path::new(&format!("/proc/{}", self.load_pid)).exists()
-            && !std::fs::read_to_string(format!("/proc/{}/stat", self.load_pid))
+        std::path::Path::new(&format!("/proc/{}", self.service.load_pid)).exists()
+            && !std::fs::read_to_string(format!("/proc/{}/stat", self.service.load_pid))
                 .is_ok_and(|s| s.contains(") Z "))
     }
 
@@ -125,8 +120,12 @@ impl<'a> Run<'a> {
 
     /// SIGHUP to the supervisor; then until its log says the restart is done and every stream is back.
     fn rolling_restart(&mut self, stop: &AtomicBool) {
-        eprintln!("c1m: rolling restart of the workers (SIGHUP to the supervisor, pid {})", self.server_pid);
-        let _ = std::process::Command::new("kill").args(["-HUP", &self.server_pid.to_string()]).status();
+        eprintln!(
+            "c1m: rolling restart of the workers (SIGHUP to the supervisor, pid {})",
+            self.service.server_pid
+        );
+        let _ =
+            std::process::Command::new("kill").args(["-HUP", &self.service.server_pid.to_string()]).status();
         let began = Instant::now();
         let log = self.args.out_dir.join("server.log");
         let mut restart = Restart::default();
@@ -164,7 +163,7 @@ impl<'a> Run<'a> {
         }
         self.next_tick += Duration::from_secs(1);
         // A scrape that finds no answer keeps the last figures (shown as they were, not as zeros).
-        let metrics = match watch::metrics(self.addr) {
+        let metrics = match watch::metrics(self.service.addr) {
             Some(metrics) => {
                 self.last_metrics = metrics.clone();
                 metrics
@@ -175,9 +174,9 @@ impl<'a> Run<'a> {
         let opened = value("mio_sse_streams_opened_total");
         self.opens_this_second = opened.saturating_sub(self.opened_total.unwrap_or(opened));
         self.opened_total = Some(opened);
-        let (load_open, _) = watch::last_csv_row(&self.csv).unwrap_or((0, 0));
+        let (load_open, _) = watch::last_csv_row(&self.service.csv).unwrap_or((0, 0));
         let ((server_rss, server_pss), (load_rss, load_pss)) =
-            (watch::memory_tree(self.server_pid), watch::memory_tree(self.load_pid));
+            (watch::memory_tree(self.service.server_pid), watch::memory_tree(self.service.load_pid));
         let readings = Readings {
             server_open: value("mio_sse_open_streams"),
             load_open,
@@ -196,10 +195,10 @@ impl<'a> Run<'a> {
             readings.server_open,
             readings.load_open,
             self.opens_this_second,
-            watch::csv_failures(&self.csv),
+            watch::csv_failures(&self.service.csv),
             mb(readings.server_rss),
             mb(readings.load_rss),
-            mb(readings.slab.saturating_sub(self.slab_before)),
+            mb(readings.slab.saturating_sub(self.service.slab_before)),
             readings.tcp_mem_pages,
             self.published
         );
@@ -214,7 +213,7 @@ impl<'a> Run<'a> {
             body.len()
         );
         let answered =
-            TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)).ok().and_then(|mut s| {
+            TcpStream::connect_timeout(&self.service.addr, Duration::from_secs(2)).ok().and_then(|mut s| {
                 s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
                 s.write_all(request.as_bytes()).ok()?;
                 let mut answer = String::new();
@@ -259,7 +258,7 @@ impl<'a> Run<'a> {
             "load_rss_bytes": self.at_hold.load_rss,
             "server_pss_bytes": self.at_hold.server_pss,
             "load_pss_bytes": self.at_hold.load_pss,
-            "slab_bytes": self.at_hold.slab.saturating_sub(self.slab_before),
+            "slab_bytes": self.at_hold.slab.saturating_sub(self.service.slab_before),
             "tcp_mem_pages": self.at_hold.tcp_mem_pages,
             "hold_s": self.args.hold_s,
             "restart": restart,
@@ -290,7 +289,7 @@ impl<'a> Run<'a> {
         );
         println!(
             "| kernel slab | +{:.0} MB |",
-            self.at_hold.slab.saturating_sub(self.slab_before) as f64 / 1e6
+            self.at_hold.slab.saturating_sub(self.service.slab_before) as f64 / 1e6
         );
         if let Some(r) = &self.restart {
             println!(
