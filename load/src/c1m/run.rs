@@ -152,6 +152,8 @@ impl<'a> Run<'a> {
 
     /// Publishes while waiting for the next second, then reads everything and prints the progress line.
     pub fn tick(&mut self, publish: bool) -> Readings {
+        // At least one look at the publisher per tick, even when the last tick's readings ran late.
+        self.next_tick = self.next_tick.max(Instant::now() + Duration::from_millis(20));
         while Instant::now() < self.next_tick {
             if publish && let Some(at) = self.next_publish.filter(|at| *at <= Instant::now()) {
                 self.publish_one();
