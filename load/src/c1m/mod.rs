@@ -153,14 +153,9 @@ pub fn run(args: &Args) -> Result<u8, String> {
     let server = Command::new(args.bin_dir.join("mio-sse"))
         .args(["--workers", &workers.to_string(), "--redis", &format!("redis://127.0.0.1:{redis_port}")])
         .args(["--listen", &addr.to_string(), "--interval-ms", &args.interval_ms.to_string()])
-        .args([
-            "--request-timeout-ms",
-            "30000",
-            "--shutdown-timeout-ms",
-            "2000",
-            "--static-dir",
-            "/nonexistent",
-        ])
+        // A draining worker gets 20 s to end its ~19,000 streams with their `retry:`.
+        .args(["--request-timeout-ms", "30000", "--shutdown-timeout-ms", "20000"])
+        .args(["--static-dir", "/nonexistent"])
         .stderr(server_log)
         .spawn()
         .map_err(|e| format!("cannot start mio-sse ({e}); build it: cargo build --release"))?;
