@@ -7,7 +7,7 @@
 //!
 //! The supervisor is a small event loop of its own (one `mio::Poll`): signals, the workers' links
 //! ([`crate::cluster`]), and deadlines for restarts and for sending the service's totals. It
-//! - restarts a worker that dies, with a back-off per worker ([`workers`]), and never exits for a
+//! - restarts a worker that dies, with a back-off per worker (`workers`), and never exits for a
 //!   worker's sake: only on a signal, or when started wrong (no `--redis`, the address taken);
 //! - on SIGINT or SIGTERM forwards the signal so every worker drains, and exits once all have; on a
 //!   second signal stops them at once;
