@@ -6,12 +6,14 @@
 //! the client keeps only what a browser keeps between reconnections (the last event id, the retry time).
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
 use super::chunked::Dechunker;
+use super::tls::{self, TlsIo};
 use mio_sse_wire::parser::{Item, Parser};
 
 /// Longest SSE line the client accepts from a server (1 MiB).
@@ -22,25 +24,99 @@ pub const MAX_HEAD: usize = 16 * 1024;
 const EINPROGRESS: i32 = 115;
 
 /// Where to connect and what to ask.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Target {
+    /// The first address the host resolved to; [`Target::addrs`] has them all.
     pub addr: SocketAddr,
+    /// Every address of the host, resolved once at start: streams are spread over them.
+    pub addrs: Vec<SocketAddr>,
     /// `host:port`, for the `Host` header.
     pub authority: String,
+    /// The host alone: the TLS server name (SNI, and the name the certificate must carry).
+    pub host: String,
     /// Path and query.
     pub path: String,
+    /// `https://`: the client configuration (set by the caller from `--ca-file`, `--insecure`).
+    pub https: bool,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The request: method, extra header lines (`Name: value`), body (`Content-Length` set if any).
+    pub method: String,
+    pub headers: Vec<String>,
+    pub body: Arc<Vec<u8>>,
 }
 
 impl Target {
-    /// Parses `http://host:port/path?query` (IP addresses only: the load generator resolves nothing).
+    /// Parses `http://host:port/path?query` or `https://…`; a host name is resolved here, once (every
+    /// address it has is kept). The request is a plain `GET` until the caller says otherwise.
     pub fn parse(url: &str) -> Result<Target, String> {
-        let rest = url.strip_prefix("http://").ok_or_else(|| format!("{url}: only http:// URLs"))?;
+        let (https, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(rest), _) => (false, rest),
+            (None, Some(rest)) => (true, rest),
+            (None, None) => return Err(format!("{url}: only http:// and https:// URLs")),
+        };
         let (authority, path) = rest.find('/').map_or((rest, "/"), |at| (&rest[..at], &rest[at..]));
-        let addr: SocketAddr = authority
-            .parse()
-            .or_else(|_| format!("{authority}:80").parse())
-            .map_err(|_| format!("{url}: the host must be an IP address with an optional port"))?;
-        Ok(Target { addr, authority: authority.to_owned(), path: path.to_owned() })
+        let port = if https { 443 } else { 80 };
+        // `host:port`, `[v6]:port`, or a host alone (the scheme's port).
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, p)) if !host.is_empty() && (!host.contains(':') || host.ends_with(']')) => {
+                (host, p.parse::<u16>().map_err(|_| format!("{url}: bad port {p:?}"))?)
+            }
+            _ => (authority, port),
+        };
+        if host.is_empty() {
+            return Err(format!("{url}: no host"));
+        }
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<SocketAddr> = (bare, port)
+            .to_socket_addrs()
+            .map_err(|e| format!("{url}: cannot resolve {bare}: {e}"))?
+            .collect();
+        let addr = *addrs.first().ok_or_else(|| format!("{url}: {bare} has no address"))?;
+        Ok(Target {
+            addrs,
+            authority: authority.to_owned(),
+            host: host.to_owned(),
+            https,
+            ..Target::at(addr, path)
+        })
+    }
+
+    /// A plain `GET` of `path` at `addr` (nothing to resolve).
+    pub fn at(addr: SocketAddr, path: &str) -> Target {
+        Target {
+            addr,
+            addrs: vec![addr],
+            authority: addr.to_string(),
+            host: addr.ip().to_string(),
+            path: path.to_owned(),
+            https: false,
+            tls: None,
+            method: "GET".into(),
+            headers: Vec::new(),
+            body: Arc::default(),
+        }
+    }
+
+    /// The request's bytes, with `Last-Event-ID` when a reconnection has one.
+    pub fn request(&self, last_event_id: &str) -> Vec<u8> {
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n",
+            self.method, self.path, self.authority
+        );
+        for header in &self.headers {
+            head.push_str(header);
+            head.push_str("\r\n");
+        }
+        if !last_event_id.is_empty() {
+            head.push_str(&format!("Last-Event-ID: {last_event_id}\r\n"));
+        }
+        if !self.body.is_empty() || self.method != "GET" {
+            head.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
+        }
+        head.push_str("\r\n");
+        let mut request = head.into_bytes();
+        request.extend_from_slice(&self.body);
+        request
     }
 }
 
@@ -55,6 +131,9 @@ pub enum Seen {
     Event { data: String, id: Option<String> },
     /// The connection ended: the peer closed, reset, or the stream was malformed.
     Ended(String),
+    /// The body ended cleanly after the head: the server closed (with `close_notify` over TLS) or sent
+    /// the last chunk. Whether that completes the stream or is a drop is the driver's call.
+    Completed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,12 +158,21 @@ impl Scratch {
     }
 }
 
+/// A connection's transport. One field for both, so a plain stream pays nothing for TLS (the
+/// subscriber table's entry size is tested).
+enum Io {
+    /// The request's unsent tail (empty once sent whole) and how much of it went.
+    Plain { request: Vec<u8>, written: usize },
+    /// `https://`: the TLS state, the request queued in it. Boxed: a `ClientConnection` is large.
+    Tls(Box<TlsIo>),
+}
+
 /// One SSE client connection.
 pub struct Client {
     pub socket: TcpStream,
+    /// How the request goes out, and the bytes come in: plain, or through TLS.
+    io: Io,
     phase: Phase,
-    request: Vec<u8>,
-    written: usize,
     head: Vec<u8>,
     /// Boxed: chunked SSE is rare, and every connection would otherwise carry its room.
     dechunk: Option<Box<Dechunker>>,
@@ -104,10 +192,12 @@ pub struct Client {
 }
 
 impl Client {
-    /// Starts a non-blocking connection from `source` (port chosen by the kernel) to `target`,
-    /// sending `Last-Event-ID` if the parser has one. The error is the failure's cause, as counted.
+    /// Starts a non-blocking connection from `source` (port chosen by the kernel) to `addr`, one of
+    /// `target`'s, sending `Last-Event-ID` if the parser has one. The error is the failure's cause, as
+    /// counted.
     pub fn connect(
         target: &Target,
+        addr: SocketAddr,
         source: Option<IpAddr>,
         parser: Box<Parser>,
         retry_ms: u64,
@@ -115,7 +205,7 @@ impl Client {
     ) -> Result<Client, String> {
         use socket2::{Domain, Protocol, Socket, Type};
         let socket_error = |e: io::Error| format!("socket: {}", short(&e));
-        let socket = Socket::new(Domain::for_address(target.addr), Type::STREAM, Some(Protocol::TCP))
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
             .map_err(socket_error)?;
         socket.set_nonblocking(true).map_err(socket_error)?;
         socket.set_tcp_nodelay(true).map_err(socket_error)?;
@@ -133,19 +223,19 @@ impl Client {
                 .bind(&SocketAddr::new(ip, 0).into())
                 .map_err(|e| format!("bind {ip}: {}", bind_error(&e)))?;
         }
-        match socket.connect(&target.addr.into()) {
+        match socket.connect(&addr.into()) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(format!("connect: {}", short(&e))),
         }
-        let mut request = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n",
-            target.path, target.authority
-        );
-        if !parser.last_event_id().is_empty() {
-            request.push_str(&format!("Last-Event-ID: {}\r\n", parser.last_event_id()));
+        let request = target.request(parser.last_event_id());
+        if target.https {
+            let config = target.tls.clone().ok_or("tls: no client configuration")?;
+            let tls = TlsIo::new(config, tls::server_name(&target.host)?, &request)?;
+            let now = Instant::now();
+            let socket = TcpStream::from_std(socket.into());
+            return Ok(Client::new(socket, Io::Tls(Box::new(tls)), parser, retry_ms, small_rcvbuf, now));
         }
-        request.push_str("\r\n");
         let now = Instant::now();
         let std_socket: std::net::TcpStream = socket.into();
         // On loopback the handshake is usually done already: send the request now rather than a loop
@@ -153,28 +243,38 @@ impl Client {
         // `WouldBlock` means still connecting (the writable event will say when). Any other error is the
         // connection's end, and the kernel reports it once: dropping it here would leave a dead socket
         // waited on until the connect timeout (a refused port looked like a 10 s hang).
-        let written = match (&std_socket).write(request.as_bytes()) {
+        let written = match (&std_socket).write(&request) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::NotConnected => 0,
             Err(e) => return Err(format!("connect: {}", short(&e))),
         };
         // Sent whole already (the usual case): keep nothing of it.
-        let (request, written) =
-            if written == request.len() { (Vec::new(), 0) } else { (request.into_bytes(), written) };
-        Ok(Client {
-            socket: TcpStream::from_std(std_socket),
+        let (request, written) = if written == request.len() { (Vec::new(), 0) } else { (request, written) };
+        let socket = TcpStream::from_std(std_socket);
+        Ok(Client::new(socket, Io::Plain { request, written }, parser, retry_ms, small_rcvbuf, now))
+    }
+
+    fn new(
+        socket: TcpStream,
+        io: Io,
+        parser: Box<Parser>,
+        retry_ms: u64,
+        stall: bool,
+        now: Instant,
+    ) -> Client {
+        Client {
+            socket,
+            io,
             phase: Phase::Connecting,
-            request,
-            written,
             head: Vec::new(),
             dechunk: None,
             parser,
             retry_ms,
             attempt_started: now,
             last_bytes: now,
-            stall: small_rcvbuf,
+            stall,
             streamed: false,
-        })
+        }
     }
 
     /// Whether the response head has arrived.
@@ -196,23 +296,37 @@ impl Client {
             }
             self.phase = Phase::Head;
         }
-        while self.written < self.request.len() {
-            match self.socket.write(&self.request[self.written..]) {
-                Ok(n) => self.written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.ended(format!("write: {}", short(&e)), seen),
+        match &mut self.io {
+            Io::Tls(tls) => {
+                if let Err(e) = tls.flush(&mut self.socket) {
+                    return self.ended(io_cause("write", &e), seen);
+                }
             }
-        }
-        if self.written > 0 && self.written == self.request.len() {
-            // Sent: its bytes are not needed again (a reconnection builds a new request).
-            (self.request, self.written) = (Vec::new(), 0);
+            Io::Plain { request, written } => {
+                while *written < request.len() {
+                    match self.socket.write(&request[*written..]) {
+                        Ok(n) => *written += n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return self.ended(format!("write: {}", short(&e)), seen),
+                    }
+                }
+                if *written > 0 {
+                    // Sent: its bytes are not needed again (a reconnection builds a new request).
+                    (*request, *written) = (Vec::new(), 0);
+                }
+            }
         }
         if self.stall && self.phase == Phase::Body {
             return false; // a slow reader reads nothing after the head
         }
         for _ in 0..16 {
-            match self.socket.read(&mut scratch.bytes) {
+            let read = match &mut self.io {
+                Io::Tls(tls) => tls.read(&mut self.socket, &mut scratch.bytes),
+                Io::Plain { .. } => self.socket.read(&mut scratch.bytes),
+            };
+            match read {
+                Ok(0) if self.phase == Phase::Body => return self.completed(seen),
                 Ok(0) => return self.ended("closed by server".into(), seen),
                 Ok(n) => {
                     self.last_bytes = Instant::now();
@@ -220,16 +334,28 @@ impl Client {
                     if let Err(why) = self.take(&bytes[..n], items, seen) {
                         return self.ended(why, seen);
                     }
+                    if self.dechunk.as_ref().is_some_and(|d| d.is_done()) {
+                        return self.completed(seen); // the last chunk: the body is over
+                    }
                     if self.phase == Phase::Done || (self.stall && self.phase == Phase::Body) {
                         return false;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.ended(format!("read: {}", short(&e)), seen),
+                Err(e) => return self.ended(io_cause("read", &e), seen),
             }
         }
         true
+    }
+
+    /// The body ended cleanly: reported once, as [`Seen::Completed`].
+    fn completed(&mut self, seen: &mut Vec<Seen>) -> bool {
+        if self.phase != Phase::Done {
+            self.phase = Phase::Done;
+            seen.push(Seen::Completed);
+        }
+        false
     }
 
     /// Records the end; there is nothing more to drive.
@@ -320,6 +446,11 @@ impl Client {
     }
 }
 
+/// An I/O error's cause as counted: `tls: …` for a TLS error, else `what: short cause`.
+fn io_cause(what: &str, error: &io::Error) -> String {
+    tls::io_cause(error).unwrap_or_else(|| format!("{what}: {}", short(error)))
+}
+
 /// Whether a connect failure's cause is the client's own shortage of the moment (no free source port, no
 /// buffer): worth a retry after a pause, unlike a refusal.
 pub fn is_transient(cause: &str) -> bool {
@@ -375,7 +506,24 @@ mod tests {
             ("127.0.0.1:8080", "/home/events?interval_ms=100")
         );
         assert_eq!(Target::parse("http://127.0.0.2").unwrap().path, "/");
-        assert!(Target::parse("https://x/").is_err());
-        assert!(Target::parse("http://example.com/").is_err());
+        assert!(Target::parse("ftp://127.0.0.1/").is_err());
+        let tls = Target::parse("https://localhost/x").unwrap();
+        assert!(tls.https && tls.addr.port() == 443 && tls.host == "localhost" && !tls.addrs.is_empty());
+        assert_eq!(Target::parse("http://[::1]:9/").unwrap().addr, "[::1]:9".parse().unwrap());
+    }
+
+    #[test]
+    fn requests_carry_method_headers_and_body() {
+        let mut t = Target::parse("http://127.0.0.1:8080/s").unwrap();
+        assert_eq!(
+            String::from_utf8(t.request("7")).unwrap(),
+            "GET /s HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\
+             Last-Event-ID: 7\r\n\r\n"
+        );
+        (t.method, t.headers, t.body) =
+            ("POST".into(), vec!["Authorization: Bearer x".into()], Arc::new(b"{}".to_vec()));
+        let request = String::from_utf8(t.request("")).unwrap();
+        assert!(request.starts_with("POST /s HTTP/1.1\r\n"), "{request}");
+        assert!(request.ends_with("Authorization: Bearer x\r\nContent-Length: 2\r\n\r\n{}"), "{request}");
     }
 }

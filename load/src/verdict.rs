@@ -15,8 +15,8 @@
 //!   `[HISTOGRAM.]p50|p90|p99|p99.9|max` in `ms` (default), `s` or `us`, HISTOGRAM one of `latency`,
 //!   `connect`, `reconnect`, `first_event`, `recovery`, `tick_lateness` (without it: the mode's headline,
 //!   see [`headline`]); a count is `failures`, `drops`, `publish_failures`, `missing`, `duplicates`,
-//!   `decreases`, `jumps`, `not_back`, `events`, or `delivered`, `connected`, `cycles`, `opened` as a
-//!   number or as a `%` (of expected, of attempts, of cycles asked, of streams).
+//!   `decreases`, `jumps`, `not_back`, `events`, or `delivered`, `connected`, `cycles`, `opened`,
+//!   `completed` as a number or as a `%` (of expected, of attempts, of cycles asked, of streams).
 
 use serde::Serialize;
 
@@ -177,6 +177,8 @@ fn measure(report: &Report, key: &str, percent: bool) -> Option<f64> {
         ("connected", true) => share(report.connected, report.attempts),
         ("cycles", true) => share(report.cycles, report.cycles_asked),
         ("opened", true) => share(report.opened, report.streams),
+        ("completed", true) => share(report.completed, report.streams),
+        ("completed", _) => report.completed as f64,
         ("failures", _) => report.failure_count() as f64,
         ("drops", _) => report.drop_count() as f64,
         ("publish_failures", _) => report.publish_failure_count() as f64,

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use super::request::RequestArgs;
 use crate::bench::BenchArgs;
 use crate::driver::ReadyOn;
 use crate::ids::IdCheck;
@@ -106,7 +107,8 @@ pub struct StormArgs {
 /// Where to connect, from where, for how long.
 #[derive(Args, Debug, Clone)]
 pub struct TargetArgs {
-    /// The event stream's URL (an IP address, not a name).
+    /// The event stream's URL, http:// or https:// (a host name is resolved once at start; streams are
+    /// spread over its addresses).
     #[arg(long, default_value = "http://127.0.0.1:8080/home/events")]
     pub url: String,
     /// Source addresses to spread connections over: a range `127.0.0.1-127.0.0.8` or a list `a,b,c`
@@ -121,6 +123,9 @@ pub struct TargetArgs {
     /// get ready after its head.
     #[arg(long, default_value_t = 10.0, value_parser = positive_seconds)]
     pub connect_timeout_s: f64,
+    /// The request and TLS.
+    #[command(flatten)]
+    pub request: RequestArgs,
 }
 
 /// The streams to hold and what to measure on them.
@@ -300,6 +305,7 @@ impl TargetArgs {
         if let Some(ips) = &self.source_ips {
             args.extend(["--source-ips".into(), ips.spec.clone()]);
         }
+        args.extend(self.request.to_args());
         args
     }
 }

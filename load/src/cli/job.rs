@@ -76,9 +76,12 @@ impl Job {
 
     /// What can be refused before running: URLs, source addresses, the open-file limit.
     pub fn check(&self, fd_limit: u64) -> Result<(), String> {
-        Target::parse(&self.target.url)?;
+        self.target.request.target(&self.target.url)?;
         if let Some(url) = self.publish.as_ref().and_then(|p| p.publish_url.as_deref()) {
             Target::parse(url)?;
+        }
+        if self.publish.is_some() && self.fanout_url().starts_with("https://") {
+            return Err("the fan-out publishes over http:// only: give an http:// --publish-url".into());
         }
         for ip in self.target.source_ips.iter().flat_map(|s| &s.ips) {
             let socket = socket2::Socket::new(
@@ -107,23 +110,17 @@ impl Job {
 
     /// The driver's plan for this process (`worker`: which `--procs` worker it is, if one).
     pub fn plan(&self, worker: Option<usize>) -> Result<Plan, String> {
-        let target = Target::parse(&self.target.url)?;
+        let target = self.target.request.target(&self.target.url)?;
         let streams = self.streams.as_ref();
         let mode = match (self.mode, &self.publish, &self.cycles, &self.storm) {
-            ("fanout", Some(p), _, _) => {
-                let url = p
-                    .publish_url
-                    .clone()
-                    .unwrap_or_else(|| self.target.url.split('?').next().unwrap_or_default().to_owned());
-                Mode::Fanout(Fanout {
-                    target: Target::parse(&url)?,
-                    events: p.events,
-                    rate_per_s: p.rate,
-                    payload_bytes: p.payload_bytes,
-                    publishes: worker.is_none_or(|w| w == 0),
-                    waits_for_answers: p.publisher == PublisherKind::Wait,
-                })
-            }
+            ("fanout", Some(p), _, _) => Mode::Fanout(Box::new(Fanout {
+                target: Target::parse(&self.fanout_url())?,
+                events: p.events,
+                rate_per_s: p.rate,
+                payload_bytes: p.payload_bytes,
+                publishes: worker.is_none_or(|w| w == 0),
+                waits_for_answers: p.publisher == PublisherKind::Wait,
+            })),
             ("churn", _, Some(c), _) => {
                 Mode::Churn { cycles: c.cycles, concurrency: c.concurrency as usize, ready_on: c.ready_on }
             }
@@ -142,12 +139,19 @@ impl Job {
             slow_share: streams.map_or(0.0, |s| s.slow_share),
             tick_interval_ms: streams.map_or(0, |s| s.tick_interval_ms),
             ids: streams.map_or(IdCheck::default(), |s| s.ids),
+            until_data: self.target.request.until_data.clone(),
             samples: None,
             go: None,
             ready: None,
             // SIGINT or SIGTERM end the run early, with its report (see `cli::stop_flag`).
             stop: Some(super::stop_flag()),
         })
+    }
+
+    /// Where the fan-out publishes: `--publish-url`, or the stream's URL without its query.
+    fn fanout_url(&self) -> String {
+        let publish_url = self.publish.as_ref().and_then(|p| p.publish_url.clone());
+        publish_url.unwrap_or_else(|| self.target.url.split('?').next().unwrap_or_default().to_owned())
     }
 
     /// Worker `worker`'s command line: this job's flags, with its share of the counts.

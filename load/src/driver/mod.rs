@@ -103,7 +103,7 @@ impl Driver {
             ..Report::default()
         };
         let publishing = match &plan.mode {
-            Mode::Fanout(fanout) => Some(Publishing::new(fanout.clone())),
+            Mode::Fanout(fanout) => Some(Publishing::new((**fanout).clone())),
             _ => None,
         };
         Ok(Driver {

@@ -38,6 +38,8 @@ pub struct Plan {
     pub tick_interval_ms: u64,
     /// How event ids are checked.
     pub ids: IdCheck,
+    /// An event whose data is this completes its stream (`[DONE]`): the client closes it.
+    pub until_data: Option<String>,
     /// Where each second's [`Sample`] goes (progress line, time series, a `--procs` parent), if anywhere.
     pub samples: Option<Sender<Sample>>,
     /// With `--procs`: subscribers wait for this before publishing starts (set by the parent's GO).
@@ -55,7 +57,7 @@ pub enum Mode {
     /// Open the streams and hold them for the duration.
     Hold,
     /// Open the streams, then publish and measure every delivery.
-    Fanout(Fanout),
+    Fanout(Box<Fanout>),
     /// Connect, wait until ready, close; exactly `cycles` times in all, `concurrency` at once.
     Churn { cycles: u64, concurrency: usize, ready_on: ReadyOn },
     /// Hold, then drop every stream at once after `after` and reconnect them all.

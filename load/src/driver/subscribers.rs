@@ -58,6 +58,8 @@ pub(super) struct Sub {
     pub(super) transient_failures: u8,
     /// Ticks received over all its attempts (saturating; counted with `--tick-interval-ms`).
     pub(super) ticks: u32,
+    /// Events received over all its attempts (saturating).
+    pub(super) events: u32,
 }
 
 impl Driver {
@@ -113,6 +115,7 @@ impl Driver {
                 settled: false,
                 transient_failures: 0,
                 ticks: 0,
+                events: 0,
             });
             self.opened += 1;
             self.report.opened += 1;
@@ -129,7 +132,11 @@ impl Driver {
         sub.attempts += 1;
         sub.got_event = false;
         let retry = Duration::from_millis(sub.retry_ms);
-        let cause = match Client::connect(&self.plan.target, sub.source, parser, sub.retry_ms, sub.slow) {
+        // Streams are spread over every address the host resolved to.
+        let addrs = &self.plan.target.addrs;
+        let addr = addrs.get(slot % addrs.len().max(1)).copied().unwrap_or(self.plan.target.addr);
+        let cause = match Client::connect(&self.plan.target, addr, sub.source, parser, sub.retry_ms, sub.slow)
+        {
             Ok(mut client) => {
                 let interest = Interest::READABLE | Interest::WRITABLE;
                 match self.poll.registry().register(&mut client.socket, Token(slot), interest) {

@@ -36,6 +36,13 @@ pub fn summary(r: &Report, checks: &[Check], code: u8, with_histograms: bool) ->
         "failure_count": r.failure_count(),
         "drops": r.drops,
         "events": r.events,
+        "completed": r.completed,
+        "events_per_stream": {
+            "count": r.events_per_stream.count(),
+            "min": r.events_per_stream.min(),
+            "p50": r.events_per_stream.at(0.5),
+            "max": r.events_per_stream.max(),
+        },
         "published": r.published,
         "publish_accepted": r.publish_accepted,
         "publish_failures": r.publish_failures,

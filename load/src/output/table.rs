@@ -49,6 +49,19 @@ pub fn table(r: &Report, checks: &[Check], code: u8) -> String {
         }
     }
     row("events received", r.events.to_string());
+    if r.completed > 0 {
+        let e = &r.events_per_stream;
+        row(
+            "completed streams",
+            format!(
+                "{} (events per stream: min {} · p50 {} · max {})",
+                r.completed,
+                e.min(),
+                e.at(0.5),
+                e.max()
+            ),
+        );
+    }
     if r.mode == "fanout" {
         row("published / accepted", format!("{} / {}", r.published, r.publish_accepted));
         for (cause, n) in &r.publish_failures {

@@ -41,6 +41,12 @@ pub struct Report {
     pub drops: BTreeMap<String, u64>,
     /// Events received (any type).
     pub events: u64,
+    /// Streams that ended as they should: the body ended cleanly, or `--until-data` arrived.
+    #[serde(default)]
+    pub completed: u64,
+    /// Events each completed stream received (its `[DONE]` included).
+    #[serde(default)]
+    pub events_per_stream: Histo,
     /// Published events sent (fanout), and those the server answered with a 2xx.
     pub published: u64,
     pub publish_accepted: u64,
@@ -144,6 +150,8 @@ impl Report {
             }
         }
         self.events += other.events;
+        self.completed += other.completed;
+        self.events_per_stream.merge(&other.events_per_stream);
         self.published += other.published;
         self.publish_accepted += other.publish_accepted;
         self.subscribers += other.subscribers;
