@@ -153,7 +153,11 @@ pub fn cause(error: &rustls::Error) -> String {
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
                 "certificate not valid yet".into()
             }
-            CertificateError::BadSignature => "certificate with a bad signature".into(),
+            // A trusted CA of the issuer's name did not sign it (another self-signed certificate of the same
+            // name, a CA's key changed): not trusted, said apart from an unknown issuer.
+            CertificateError::BadSignature => {
+                "certificate not trusted (not signed by the trusted CA of its issuer's name)".into()
+            }
             other => format!("bad certificate ({other:?})"),
         },
         rustls::Error::AlertReceived(alert) => format!("alert from the server: {alert:?}"),
