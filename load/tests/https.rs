@@ -102,3 +102,30 @@ fn post_with_a_header_and_a_json_body_until_done_completes_every_stream_exactly(
     assert_every_stream_completed_with(&llm_style(&url, &["--until-data", "[DONE]", "--ca-file", &ca]), 6);
     assert_every_stream_completed_with(&llm_style(&url, &["--ca-file", &ca]), 6);
 }
+
+#[test]
+fn stream_mode_runs_each_arrival_to_its_end_and_times_it() {
+    let server = start_server(&[]);
+    let url = format!("http://{}/home/stream?count=3&done=1&interval_ms=20", server.addr);
+    let args = ["--arrival-rate", "50", "--total", "20", "--max-inflight", "100", "--until-data", "[DONE]"];
+    let run = run_json("stream", &url, &args);
+    assert_eq!(run.code, 0, "{}\n{}", run.report, run.stderr);
+    assert_eq!((run.n("completed"), run.n("refused"), run.n("failure_count")), (20, 0, 0), "{}", run.report);
+    assert_eq!((run.n("events_per_stream.min"), run.n("events_per_stream.max")), (4, 4), "{}", run.report);
+    assert_eq!(run.n("event_gap_ms.count"), 20 * 3, "{}", run.report);
+    assert_eq!(run.n("stream_duration_ms.count"), 20, "{}", run.report);
+    assert_eq!(run.n("first_event_ms.count"), 20, "{}", run.report);
+    assert!(run.f("rates.streams_per_s") > 0.0, "{}", run.report);
+}
+
+#[test]
+fn stream_mode_refuses_arrivals_beyond_max_inflight_without_slowing_the_schedule() {
+    let server = start_server(&[]);
+    let url = format!("http://{}/home/stream?count=3&done=1&interval_ms=300", server.addr);
+    let args = ["--arrival-rate", "100", "--total", "20", "--max-inflight", "2"];
+    let run = run_json("stream", &url, &args);
+    assert_eq!(run.code, 1, "refused arrivals fail the run: {}\n{}", run.report, run.stderr);
+    assert_eq!(run.n("completed") + run.n("refused"), 20, "{}", run.report);
+    assert_eq!(run.n("completed"), 2, "the first two ran, the others found no room: {}", run.report);
+    assert!(run.f("elapsed_s") < 5.0, "{}", run.report);
+}

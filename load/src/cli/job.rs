@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::flags::{
-    CycleArgs, ModeCommand, PublishArgs, PublisherKind, ReconnectArgs, RunArgs, StormOnlyArgs, StreamArgs,
-    TargetArgs,
+    ArrivalArgs, CycleArgs, ModeCommand, PublishArgs, PublisherKind, ReconnectArgs, RunArgs, StormOnlyArgs,
+    StreamArgs, TargetArgs,
 };
 use crate::client::{Target, bind_error};
 use crate::driver::{Fanout, Mode, Plan};
@@ -31,6 +31,7 @@ pub struct Job {
     pub publish: Option<PublishArgs>,
     pub cycles: Option<CycleArgs>,
     pub storm: Option<StormOnlyArgs>,
+    pub arrivals: Option<ArrivalArgs>,
     pub run: RunArgs,
 }
 
@@ -45,6 +46,7 @@ impl Job {
             publish: None,
             cycles: None,
             storm: None,
+            arrivals: None,
             run,
         };
         Ok(match command {
@@ -61,16 +63,18 @@ impl Job {
             ModeCommand::Storm(a) => {
                 Job { streams: Some(a.streams), storm: Some(a.storm), ..job("storm", a.target, a.run) }
             }
+            ModeCommand::Stream(a) => Job { arrivals: Some(a.arrivals), ..job("stream", a.target, a.run) },
             ModeCommand::Bench(args) => return Err(Box::new(args)),
         })
     }
 
     /// Streams this job holds at once, in all processes.
     fn streams_at_once(&self) -> u64 {
-        match (&self.streams, &self.cycles) {
-            (Some(s), _) => s.streams as u64,
-            (None, Some(c)) => c.concurrency.min(c.cycles),
-            (None, None) => 0,
+        match (&self.streams, &self.cycles, &self.arrivals) {
+            (Some(s), _, _) => s.streams as u64,
+            (None, Some(c), _) => c.concurrency.min(c.cycles),
+            (None, None, Some(a)) => a.max_inflight,
+            (None, None, None) => 0,
         }
     }
 
@@ -125,14 +129,17 @@ impl Job {
                 Mode::Churn { cycles: c.cycles, concurrency: c.concurrency as usize, ready_on: c.ready_on }
             }
             ("storm", _, _, Some(s)) => Mode::Storm { after: Duration::from_secs_f64(s.storm_after_s) },
+            ("stream", _, _, _) => {
+                Mode::Stream { total: self.arrivals_total(), max_inflight: self.max_inflight() }
+            }
             _ => Mode::Hold,
         };
         Ok(Plan {
             reconnect: self.mode == "storm" || self.reconnect.as_ref().is_some_and(|r| r.reconnect),
             mode,
             target,
-            streams: streams.map_or(0, |s| s.streams),
-            ramp_per_s: streams.map_or(0.0, |s| s.ramp),
+            streams: streams.map_or(self.arrivals_total() as usize, |s| s.streams),
+            ramp_per_s: streams.map_or(self.arrivals.as_ref().map_or(0.0, |a| a.arrival_rate), |s| s.ramp),
             source_ips: self.target.source_ips.as_ref().map(|s| s.ips.clone()).unwrap_or_default(),
             duration: Duration::from_secs_f64(self.target.duration_s),
             connect_timeout: Duration::from_secs_f64(self.target.connect_timeout_s),
@@ -146,6 +153,16 @@ impl Job {
             // SIGINT or SIGTERM end the run early, with its report (see `cli::stop_flag`).
             stop: Some(super::stop_flag()),
         })
+    }
+
+    /// `stream` mode: streams to start in all (`--total`, or the rate × the duration); 0 in other modes.
+    fn arrivals_total(&self) -> u64 {
+        let duration = self.target.duration_s;
+        self.arrivals.as_ref().map_or(0, |a| a.total.unwrap_or((a.arrival_rate * duration).ceil() as u64))
+    }
+
+    fn max_inflight(&self) -> usize {
+        self.arrivals.as_ref().map_or(0, |a| a.max_inflight as usize)
     }
 
     /// Where the fan-out publishes: `--publish-url`, or the stream's URL without its query.
@@ -173,6 +190,9 @@ impl Job {
         }
         if let Some(s) = &self.storm {
             args.extend(s.to_args());
+        }
+        if let Some(a) = &self.arrivals {
+            args.extend(a.to_args(procs, worker));
         }
         args.extend(["--worker".into(), worker.to_string()]);
         args

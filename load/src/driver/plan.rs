@@ -62,6 +62,10 @@ pub enum Mode {
     Churn { cycles: u64, concurrency: usize, ready_on: ReadyOn },
     /// Hold, then drop every stream at once after `after` and reconnect them all.
     Storm { after: Duration },
+    /// Request-shaped streams on an open arrival model: `total` streams started by the clock at the
+    /// plan's ramp rate (a slow server cannot slow the schedule), each run to its end; an arrival that
+    /// finds `max_inflight` streams running is refused, not delayed.
+    Stream { total: u64, max_inflight: usize },
 }
 
 /// When a churn cycle's stream counts as ready (and is closed). Ordered: a later stage is also ready.
@@ -112,6 +116,7 @@ impl Mode {
             Mode::Fanout(_) => "fanout",
             Mode::Churn { .. } => "churn",
             Mode::Storm { .. } => "storm",
+            Mode::Stream { .. } => "stream",
         }
     }
 }

@@ -74,6 +74,13 @@ impl Driver {
         self.report.events += 1;
         if let Some(sub) = self.subs.get_mut(slot) {
             sub.events = sub.events.saturating_add(1);
+            if matches!(self.plan.mode, Mode::Stream { .. }) {
+                let at = u32::try_from(since_attempt.as_micros()).unwrap_or(u32::MAX);
+                if sub.got_event {
+                    self.report.event_gap_us.record(u64::from(at.saturating_sub(sub.last_event_us)));
+                }
+                sub.last_event_us = at;
+            }
         }
         let reconnected = self.subs.get(slot).is_some_and(|sub| sub.attempts > 1 && !sub.got_event);
         self.note_first_event(slot, since_attempt);
@@ -149,6 +156,10 @@ impl Driver {
         self.report.completed += 1;
         if let Some(sub) = self.subs.get(slot) {
             self.report.events_per_stream.record(u64::from(sub.events));
+            if let Some(client) = &sub.client {
+                let duration = now.saturating_duration_since(client.attempt_started);
+                self.report.stream_duration_us.record(duration.as_micros() as u64);
+            }
         }
         self.settle(slot);
         self.retire(slot);

@@ -47,6 +47,14 @@ pub struct Report {
     /// Events each completed stream received (its `[DONE]` included).
     #[serde(default)]
     pub events_per_stream: Histo,
+    /// `stream` mode: arrivals turned away because `--max-inflight` streams were running.
+    #[serde(default)]
+    pub refused: u64,
+    /// `stream` mode: the gap between two events of a stream, and a stream's attempt to its end, µs.
+    #[serde(default)]
+    pub event_gap_us: Histo,
+    #[serde(default)]
+    pub stream_duration_us: Histo,
     /// Published events sent (fanout), and those the server answered with a 2xx.
     pub published: u64,
     pub publish_accepted: u64,
@@ -151,6 +159,9 @@ impl Report {
         }
         self.events += other.events;
         self.completed += other.completed;
+        self.refused += other.refused;
+        self.event_gap_us.merge(&other.event_gap_us);
+        self.stream_duration_us.merge(&other.stream_duration_us);
         self.events_per_stream.merge(&other.events_per_stream);
         self.published += other.published;
         self.publish_accepted += other.publish_accepted;
