@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 
 use super::chunked::Dechunker;
+use super::tls::{self, TlsIo};
+pub use crate::target::Target;
 use mio_sse_wire::parser::{Item, Parser};
 
 /// Longest SSE line the client accepts from a server (1 MiB).
@@ -20,29 +22,6 @@ pub const MAX_LINE: usize = 1 << 20;
 pub const MAX_HEAD: usize = 16 * 1024;
 /// `connect` on a non-blocking socket: the handshake is under way.
 const EINPROGRESS: i32 = 115;
-
-/// Where to connect and what to ask.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub addr: SocketAddr,
-    /// `host:port`, for the `Host` header.
-    pub authority: String,
-    /// Path and query.
-    pub path: String,
-}
-
-impl Target {
-    /// Parses `http://host:port/path?query` (IP addresses only: the load generator resolves nothing).
-    pub fn parse(url: &str) -> Result<Target, String> {
-        let rest = url.strip_prefix("http://").ok_or_else(|| format!("{url}: only http:// URLs"))?;
-        let (authority, path) = rest.find('/').map_or((rest, "/"), |at| (&rest[..at], &rest[at..]));
-        let addr: SocketAddr = authority
-            .parse()
-            .or_else(|_| format!("{authority}:80").parse())
-            .map_err(|_| format!("{url}: the host must be an IP address with an optional port"))?;
-        Ok(Target { addr, authority: authority.to_owned(), path: path.to_owned() })
-    }
-}
 
 /// What a client read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +34,9 @@ pub enum Seen {
     Event { data: String, id: Option<String> },
     /// The connection ended: the peer closed, reset, or the stream was malformed.
     Ended(String),
+    /// The body ended cleanly after the head: the server closed (with `close_notify` over TLS) or sent
+    /// the last chunk. Whether that completes the stream or is a drop is the driver's call.
+    Completed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,12 +61,21 @@ impl Scratch {
     }
 }
 
+/// A connection's transport. One field for both, so a plain stream pays nothing for TLS (the
+/// subscriber table's entry size is tested).
+enum Io {
+    /// The request's unsent tail (empty once sent whole) and how much of it went.
+    Plain { request: Vec<u8>, written: usize },
+    /// `https://`: the TLS state, the request queued in it. Boxed: a `ClientConnection` is large.
+    Tls(Box<TlsIo>),
+}
+
 /// One SSE client connection.
 pub struct Client {
     pub socket: TcpStream,
+    /// How the request goes out, and the bytes come in: plain, or through TLS.
+    io: Io,
     phase: Phase,
-    request: Vec<u8>,
-    written: usize,
     head: Vec<u8>,
     /// Boxed: chunked SSE is rare, and every connection would otherwise carry its room.
     dechunk: Option<Box<Dechunker>>,
@@ -104,10 +95,12 @@ pub struct Client {
 }
 
 impl Client {
-    /// Starts a non-blocking connection from `source` (port chosen by the kernel) to `target`,
-    /// sending `Last-Event-ID` if the parser has one. The error is the failure's cause, as counted.
+    /// Starts a non-blocking connection from `source` (port chosen by the kernel) to `addr`, one of
+    /// `target`'s, sending `Last-Event-ID` if the parser has one. The error is the failure's cause, as
+    /// counted.
     pub fn connect(
         target: &Target,
+        addr: SocketAddr,
         source: Option<IpAddr>,
         parser: Box<Parser>,
         retry_ms: u64,
@@ -115,7 +108,7 @@ impl Client {
     ) -> Result<Client, String> {
         use socket2::{Domain, Protocol, Socket, Type};
         let socket_error = |e: io::Error| format!("socket: {}", short(&e));
-        let socket = Socket::new(Domain::for_address(target.addr), Type::STREAM, Some(Protocol::TCP))
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
             .map_err(socket_error)?;
         socket.set_nonblocking(true).map_err(socket_error)?;
         socket.set_tcp_nodelay(true).map_err(socket_error)?;
@@ -133,19 +126,19 @@ impl Client {
                 .bind(&SocketAddr::new(ip, 0).into())
                 .map_err(|e| format!("bind {ip}: {}", bind_error(&e)))?;
         }
-        match socket.connect(&target.addr.into()) {
+        match socket.connect(&addr.into()) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(format!("connect: {}", short(&e))),
         }
-        let mut request = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n",
-            target.path, target.authority
-        );
-        if !parser.last_event_id().is_empty() {
-            request.push_str(&format!("Last-Event-ID: {}\r\n", parser.last_event_id()));
+        let request = target.request(parser.last_event_id());
+        if target.https {
+            let config = target.tls.clone().ok_or("tls: no client configuration")?;
+            let tls = TlsIo::new(config, tls::server_name(&target.host)?, &request)?;
+            let now = Instant::now();
+            let socket = TcpStream::from_std(socket.into());
+            return Ok(Client::new(socket, Io::Tls(Box::new(tls)), parser, retry_ms, small_rcvbuf, now));
         }
-        request.push_str("\r\n");
         let now = Instant::now();
         let std_socket: std::net::TcpStream = socket.into();
         // On loopback the handshake is usually done already: send the request now rather than a loop
@@ -153,28 +146,38 @@ impl Client {
         // `WouldBlock` means still connecting (the writable event will say when). Any other error is the
         // connection's end, and the kernel reports it once: dropping it here would leave a dead socket
         // waited on until the connect timeout (a refused port looked like a 10 s hang).
-        let written = match (&std_socket).write(request.as_bytes()) {
+        let written = match (&std_socket).write(&request) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::NotConnected => 0,
             Err(e) => return Err(format!("connect: {}", short(&e))),
         };
         // Sent whole already (the usual case): keep nothing of it.
-        let (request, written) =
-            if written == request.len() { (Vec::new(), 0) } else { (request.into_bytes(), written) };
-        Ok(Client {
-            socket: TcpStream::from_std(std_socket),
+        let (request, written) = if written == request.len() { (Vec::new(), 0) } else { (request, written) };
+        let socket = TcpStream::from_std(std_socket);
+        Ok(Client::new(socket, Io::Plain { request, written }, parser, retry_ms, small_rcvbuf, now))
+    }
+
+    fn new(
+        socket: TcpStream,
+        io: Io,
+        parser: Box<Parser>,
+        retry_ms: u64,
+        stall: bool,
+        now: Instant,
+    ) -> Client {
+        Client {
+            socket,
+            io,
             phase: Phase::Connecting,
-            request,
-            written,
             head: Vec::new(),
             dechunk: None,
             parser,
             retry_ms,
             attempt_started: now,
             last_bytes: now,
-            stall: small_rcvbuf,
+            stall,
             streamed: false,
-        })
+        }
     }
 
     /// Whether the response head has arrived.
@@ -196,23 +199,37 @@ impl Client {
             }
             self.phase = Phase::Head;
         }
-        while self.written < self.request.len() {
-            match self.socket.write(&self.request[self.written..]) {
-                Ok(n) => self.written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.ended(format!("write: {}", short(&e)), seen),
+        match &mut self.io {
+            Io::Tls(tls) => {
+                if let Err(e) = tls.flush(&mut self.socket) {
+                    return self.ended(io_cause("write", &e), seen);
+                }
             }
-        }
-        if self.written > 0 && self.written == self.request.len() {
-            // Sent: its bytes are not needed again (a reconnection builds a new request).
-            (self.request, self.written) = (Vec::new(), 0);
+            Io::Plain { request, written } => {
+                while *written < request.len() {
+                    match self.socket.write(&request[*written..]) {
+                        Ok(n) => *written += n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return self.ended(format!("write: {}", short(&e)), seen),
+                    }
+                }
+                if *written > 0 {
+                    // Sent: its bytes are not needed again (a reconnection builds a new request).
+                    (*request, *written) = (Vec::new(), 0);
+                }
+            }
         }
         if self.stall && self.phase == Phase::Body {
             return false; // a slow reader reads nothing after the head
         }
         for _ in 0..16 {
-            match self.socket.read(&mut scratch.bytes) {
+            let read = match &mut self.io {
+                Io::Tls(tls) => tls.read(&mut self.socket, &mut scratch.bytes),
+                Io::Plain { .. } => self.socket.read(&mut scratch.bytes),
+            };
+            match read {
+                Ok(0) if self.phase == Phase::Body => return self.completed(seen),
                 Ok(0) => return self.ended("closed by server".into(), seen),
                 Ok(n) => {
                     self.last_bytes = Instant::now();
@@ -220,16 +237,28 @@ impl Client {
                     if let Err(why) = self.take(&bytes[..n], items, seen) {
                         return self.ended(why, seen);
                     }
+                    if self.dechunk.as_ref().is_some_and(|d| d.is_done()) {
+                        return self.completed(seen); // the last chunk: the body is over
+                    }
                     if self.phase == Phase::Done || (self.stall && self.phase == Phase::Body) {
                         return false;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.ended(format!("read: {}", short(&e)), seen),
+                Err(e) => return self.ended(io_cause("read", &e), seen),
             }
         }
         true
+    }
+
+    /// The body ended cleanly: reported once, as [`Seen::Completed`].
+    fn completed(&mut self, seen: &mut Vec<Seen>) -> bool {
+        if self.phase != Phase::Done {
+            self.phase = Phase::Done;
+            seen.push(Seen::Completed);
+        }
+        false
     }
 
     /// Records the end; there is nothing more to drive.
@@ -320,6 +349,11 @@ impl Client {
     }
 }
 
+/// An I/O error's cause as counted: `tls: …` for a TLS error, else `what: short cause`.
+fn io_cause(what: &str, error: &io::Error) -> String {
+    tls::io_cause(error).unwrap_or_else(|| format!("{what}: {}", short(error)))
+}
+
 /// Whether a connect failure's cause is the client's own shortage of the moment (no free source port, no
 /// buffer): worth a retry after a pause, unlike a refusal.
 pub fn is_transient(cause: &str) -> bool {
@@ -364,18 +398,5 @@ mod tests {
         assert!(!is_transient(
             "bind 10.1.1.1: cannot assign requested address (not an address of this machine)"
         ));
-    }
-
-    #[test]
-    fn urls() {
-        let t = Target::parse("http://127.0.0.1:8080/home/events?interval_ms=100").unwrap();
-        assert_eq!(t.addr, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(
-            (t.authority.as_str(), t.path.as_str()),
-            ("127.0.0.1:8080", "/home/events?interval_ms=100")
-        );
-        assert_eq!(Target::parse("http://127.0.0.2").unwrap().path, "/");
-        assert!(Target::parse("https://x/").is_err());
-        assert!(Target::parse("http://example.com/").is_err());
     }
 }

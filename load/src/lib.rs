@@ -12,7 +12,9 @@
 //! | [`cli`]       | flags per mode, checks at start, `--procs` workers, the exit code           |
 //! | [`driver`]    | the loop: ramp, subscribers, publisher, reconnects, storm, samples, end     |
 //! | [`ids`]       | event id checks: sequential, increasing, opaque; jumps across reconnections |
+//! | [`target`]    | the URL (resolved once) and the request's bytes: method, headers, body       |
 //! | [`client`]    | one subscriber: non-blocking connect, request, head, body, SSE parsing      |
+//! | [`tls`]       | `https://`: roots, `--ca-file`, `--insecure`, rustls on the loop, TLS causes |
 //! | [`chunked`]   | `Transfer-Encoding: chunked` decoding, in any split                         |
 //! | [`publisher`] | pipelined `POST`s at their scheduled times                                  |
 //! | [`report`]    | counts, failures by cause, HDR histograms, per-second samples; merging      |
@@ -41,4 +43,6 @@ pub mod ids;
 pub mod output;
 pub mod publisher;
 pub mod report;
+pub mod target;
+pub mod tls;
 pub mod verdict;

@@ -13,10 +13,10 @@
 //!   `failures<10` tolerates nine failures).
 //! - Threshold syntax: `FIGURE OP VALUE[UNIT]`, OP one of `< <= > >= == !=`; a latency is
 //!   `[HISTOGRAM.]p50|p90|p99|p99.9|max` in `ms` (default), `s` or `us`, HISTOGRAM one of `latency`,
-//!   `connect`, `reconnect`, `first_event`, `recovery`, `tick_lateness` (without it: the mode's headline,
+//!   `connect`, `reconnect`, `first_event`, `recovery`, `tick_lateness`, `event_gap`, `stream_duration` (without it: the mode's headline,
 //!   see [`headline`]); a count is `failures`, `drops`, `publish_failures`, `missing`, `duplicates`,
-//!   `decreases`, `jumps`, `not_back`, `events`, or `delivered`, `connected`, `cycles`, `opened` as a
-//!   number or as a `%` (of expected, of attempts, of cycles asked, of streams).
+//!   `decreases`, `jumps`, `not_back`, `events`, `refused`, or `delivered`, `connected`, `cycles`, `opened`,
+//!   `completed` as a number or as a `%` (of expected, of attempts, of cycles asked, of streams).
 
 use serde::Serialize;
 
@@ -55,7 +55,8 @@ enum Op {
     Ne,
 }
 
-const COUNTS: [&str; 10] = [
+const COUNTS: [&str; 11] = [
+    "refused",
     "failures",
     "drops",
     "publish_failures",
@@ -67,8 +68,17 @@ const COUNTS: [&str; 10] = [
     "events",
     "delivered",
 ];
-const SHARES: [&str; 4] = ["delivered", "connected", "cycles", "opened"];
-const HISTOGRAMS: [&str; 6] = ["latency", "connect", "reconnect", "first_event", "recovery", "tick_lateness"];
+const SHARES: [&str; 5] = ["delivered", "connected", "cycles", "opened", "completed"];
+const HISTOGRAMS: [&str; 8] = [
+    "latency",
+    "connect",
+    "reconnect",
+    "first_event",
+    "recovery",
+    "tick_lateness",
+    "event_gap",
+    "stream_duration",
+];
 const QUANTILES: [&str; 5] = ["p50", "p90", "p99", "p99.9", "max"];
 
 impl Threshold {
@@ -152,6 +162,8 @@ pub fn percentiles(report: &Report, histogram: &str) -> Percentiles {
         "reconnect" => report.reconnect_us.percentiles(0.001),
         "first_event" => report.first_event_us.percentiles(0.001),
         "recovery" => report.recovery_us.percentiles(0.001),
+        "event_gap" => report.event_gap_us.percentiles(0.001),
+        "stream_duration" => report.stream_duration_us.percentiles(0.001),
         _ => report.tick_lateness_ms.percentiles(1.0),
     }
 }
@@ -177,6 +189,9 @@ fn measure(report: &Report, key: &str, percent: bool) -> Option<f64> {
         ("connected", true) => share(report.connected, report.attempts),
         ("cycles", true) => share(report.cycles, report.cycles_asked),
         ("opened", true) => share(report.opened, report.streams),
+        ("completed", true) => share(report.completed, report.streams),
+        ("completed", _) => report.completed as f64,
+        ("refused", _) => report.refused as f64,
         ("failures", _) => report.failure_count() as f64,
         ("drops", _) => report.drop_count() as f64,
         ("publish_failures", _) => report.publish_failure_count() as f64,
@@ -199,6 +214,8 @@ fn default_checks(report: &Report) -> Vec<Threshold> {
     let mut texts = vec!["failures==0", "missing==0", "duplicates==0", "decreases==0"];
     match report.mode.as_str() {
         "churn" => texts.push("cycles>=100%"),
+        // Open arrivals: every scheduled stream started (none refused) and ran to its end.
+        "stream" => texts.extend(["refused==0", "completed>=100%"]),
         mode => {
             texts.push("opened>=100%");
             texts.push(if report.reconnecting { "not_back==0" } else { "drops==0" });

@@ -10,7 +10,7 @@ mod docs;
 fn every_flag_of_every_mode_is_in_docs_flags_md() {
     let doc_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/flags.md");
     let doc = std::fs::read_to_string(doc_path).expect("docs/flags.md");
-    for mode in ["hold", "fanout", "churn", "storm", "bench"] {
+    for mode in ["hold", "fanout", "churn", "storm", "stream", "bench"] {
         let out =
             Command::new(env!("CARGO_BIN_EXE_mio-sse-load")).args([mode, "--help"]).output().expect("run");
         assert!(out.status.success(), "{mode} --help: {out:?}");

@@ -33,7 +33,8 @@ impl ServerProcess {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on http://").nth(1) {
+                let listening = |scheme: &str| line.split(&format!("listening on {scheme}://")).nth(1);
+                if let Some(addr) = listening("http").or_else(|| listening("https")) {
                     let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
                 }
             }
@@ -137,6 +138,19 @@ pub fn server_beside(exe: &Path, release: bool) -> Result<PathBuf, String> {
         let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
         let mut command = Command::new(cargo);
         command.args(["build", "--quiet", "--manifest-path", workspace, "-p", "mio-sse", "--bin", "mio-sse"]);
+        // Not the variables cargo sets for the crate running this (a test's `CARGO_MANIFEST_DIR`, ...): build
+        // scripts that watch them (ring's) would see them change between this build and the test's own,
+        // and each would rebuild the TLS stack for the other (tens of seconds per test).
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let crates_own =
+                ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_PRIMARY_"]
+                    .iter()
+                    .any(|prefix| name.starts_with(prefix));
+            if crates_own || name == "CARGO_TARGET_TMPDIR" || name == "CARGO_RUSTC_CURRENT_DIR" {
+                command.env_remove(name.as_ref());
+            }
+        }
         if release {
             command.arg("--release");
         }

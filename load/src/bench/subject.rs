@@ -53,9 +53,7 @@ impl Server {
     /// The event stream (and publishing endpoint).
     pub fn events_target(&self) -> Target {
         match self {
-            Server::Started(p) => {
-                Target { addr: p.addr, authority: p.addr.to_string(), path: "/home/events".into() }
-            }
+            Server::Started(p) => Target::at(p.addr, "/home/events"),
             Server::Given { target, .. } => target.clone(),
         }
     }

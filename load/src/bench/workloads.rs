@@ -113,7 +113,7 @@ pub fn fanout_run(
         publishes: true,
         waits_for_answers: waits,
     };
-    let mut plan = plan(Mode::Fanout(fanout), &server, n);
+    let mut plan = plan(Mode::Fanout(Box::new(fanout)), &server, n);
     let ready = Arc::new(AtomicBool::new(false));
     plan.ready = Some(Arc::clone(&ready));
     let load = std::thread::spawn(move || driver::run(plan));
@@ -152,6 +152,7 @@ fn plan(mode: Mode, server: &Server, streams: usize) -> Plan {
         slow_share: 0.0,
         tick_interval_ms: 0,
         ids: crate::ids::IdCheck::Sequential,
+        until_data: None,
         samples: None,
         go: None,
         ready: None,

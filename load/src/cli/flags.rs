@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use super::request::RequestArgs;
 use crate::bench::BenchArgs;
 use crate::driver::ReadyOn;
 use crate::ids::IdCheck;
@@ -50,6 +51,10 @@ pub enum ModeCommand {
     /// Hold N streams, then drop every one at once and reconnect them all; how long until all are back.
     #[command(after_help = EXIT_CODES)]
     Storm(StormArgs),
+    /// Request-shaped streams on an open arrival model: R new streams a second by the clock, each run to
+    /// its end (at most K at once: an arrival beyond is refused); head, first event, gaps, durations.
+    #[command(after_help = EXIT_CODES)]
+    Stream(StreamModeArgs),
     /// The benchmark: a freshly started mio-sse (or any server, --url), bench/results.json and SVG plots.
     #[command(after_help = EXIT_CODES)]
     Bench(BenchArgs),
@@ -103,10 +108,35 @@ pub struct StormArgs {
     pub run: RunArgs,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct StreamModeArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub arrivals: ArrivalArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The `stream` mode's open arrivals.
+#[derive(Args, Debug, Clone)]
+pub struct ArrivalArgs {
+    /// New streams per second, scheduled by the clock: a slow server cannot slow the schedule.
+    #[arg(long, default_value_t = 10.0, value_parser = positive_rate)]
+    pub arrival_rate: f64,
+    /// Streams running at once at most: an arrival that finds this many is refused (counted), not delayed.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_inflight: u64,
+    /// Streams to start in all (default: the arrival rate × --duration-s).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub total: Option<u64>,
+}
+
 /// Where to connect, from where, for how long.
 #[derive(Args, Debug, Clone)]
 pub struct TargetArgs {
-    /// The event stream's URL (an IP address, not a name).
+    /// The event stream's URL, http:// or https:// (a host name is resolved once at start; streams are
+    /// spread over its addresses).
     #[arg(long, default_value = "http://127.0.0.1:8080/home/events")]
     pub url: String,
     /// Source addresses to spread connections over: a range `127.0.0.1-127.0.0.8` or a list `a,b,c`
@@ -121,6 +151,9 @@ pub struct TargetArgs {
     /// get ready after its head.
     #[arg(long, default_value_t = 10.0, value_parser = positive_seconds)]
     pub connect_timeout_s: f64,
+    /// The request and TLS.
+    #[command(flatten)]
+    pub request: RequestArgs,
 }
 
 /// The streams to hold and what to measure on them.
@@ -276,6 +309,10 @@ fn non_negative(text: &str) -> Result<f64, String> {
     Some(number(text)?).filter(|v| *v >= 0.0).ok_or_else(|| "must be 0 or more".into())
 }
 
+fn positive_rate(text: &str) -> Result<f64, String> {
+    Some(number(text)?).filter(|v| *v > 0.0).ok_or_else(|| "must be above 0".into())
+}
+
 fn positive_seconds(text: &str) -> Result<f64, String> {
     Some(number(text)?)
         .filter(|v| *v > 0.0 && *v <= 86_400.0)
@@ -300,6 +337,7 @@ impl TargetArgs {
         if let Some(ips) = &self.source_ips {
             args.extend(["--source-ips".into(), ips.spec.clone()]);
         }
+        args.extend(self.request.to_args());
         args
     }
 }
@@ -362,6 +400,22 @@ impl CycleArgs {
             "--ready-on".into(),
             self.ready_on.name().into(),
         ]
+    }
+}
+
+impl ArrivalArgs {
+    /// Worker `worker`'s flags: its share of the rate, of the streams at once, and of the total.
+    pub fn to_args(&self, procs: u64, worker: u64) -> Vec<String> {
+        let mut args = vec![
+            "--arrival-rate".into(),
+            (self.arrival_rate / procs as f64).to_string(),
+            "--max-inflight".into(),
+            share_of(self.max_inflight, procs, worker).max(1).to_string(),
+        ];
+        if let Some(total) = self.total {
+            args.extend(["--total".into(), share_of(total, procs, worker).max(1).to_string()]);
+        }
+        args
     }
 }
 

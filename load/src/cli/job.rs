@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::flags::{
-    CycleArgs, ModeCommand, PublishArgs, PublisherKind, ReconnectArgs, RunArgs, StormOnlyArgs, StreamArgs,
-    TargetArgs,
+    ArrivalArgs, CycleArgs, ModeCommand, PublishArgs, PublisherKind, ReconnectArgs, RunArgs, StormOnlyArgs,
+    StreamArgs, TargetArgs,
 };
 use crate::client::{Target, bind_error};
 use crate::driver::{Fanout, Mode, Plan};
@@ -31,6 +31,7 @@ pub struct Job {
     pub publish: Option<PublishArgs>,
     pub cycles: Option<CycleArgs>,
     pub storm: Option<StormOnlyArgs>,
+    pub arrivals: Option<ArrivalArgs>,
     pub run: RunArgs,
 }
 
@@ -45,6 +46,7 @@ impl Job {
             publish: None,
             cycles: None,
             storm: None,
+            arrivals: None,
             run,
         };
         Ok(match command {
@@ -61,24 +63,29 @@ impl Job {
             ModeCommand::Storm(a) => {
                 Job { streams: Some(a.streams), storm: Some(a.storm), ..job("storm", a.target, a.run) }
             }
+            ModeCommand::Stream(a) => Job { arrivals: Some(a.arrivals), ..job("stream", a.target, a.run) },
             ModeCommand::Bench(args) => return Err(Box::new(args)),
         })
     }
 
     /// Streams this job holds at once, in all processes.
     fn streams_at_once(&self) -> u64 {
-        match (&self.streams, &self.cycles) {
-            (Some(s), _) => s.streams as u64,
-            (None, Some(c)) => c.concurrency.min(c.cycles),
-            (None, None) => 0,
+        match (&self.streams, &self.cycles, &self.arrivals) {
+            (Some(s), _, _) => s.streams as u64,
+            (None, Some(c), _) => c.concurrency.min(c.cycles),
+            (None, None, Some(a)) => a.max_inflight,
+            (None, None, None) => 0,
         }
     }
 
     /// What can be refused before running: URLs, source addresses, the open-file limit.
     pub fn check(&self, fd_limit: u64) -> Result<(), String> {
-        Target::parse(&self.target.url)?;
+        self.target.request.target(&self.target.url)?;
         if let Some(url) = self.publish.as_ref().and_then(|p| p.publish_url.as_deref()) {
             Target::parse(url)?;
+        }
+        if self.publish.is_some() && self.fanout_url().starts_with("https://") {
+            return Err("the fan-out publishes over http:// only: give an http:// --publish-url".into());
         }
         for ip in self.target.source_ips.iter().flat_map(|s| &s.ips) {
             let socket = socket2::Socket::new(
@@ -107,47 +114,61 @@ impl Job {
 
     /// The driver's plan for this process (`worker`: which `--procs` worker it is, if one).
     pub fn plan(&self, worker: Option<usize>) -> Result<Plan, String> {
-        let target = Target::parse(&self.target.url)?;
+        let target = self.target.request.target(&self.target.url)?;
         let streams = self.streams.as_ref();
         let mode = match (self.mode, &self.publish, &self.cycles, &self.storm) {
-            ("fanout", Some(p), _, _) => {
-                let url = p
-                    .publish_url
-                    .clone()
-                    .unwrap_or_else(|| self.target.url.split('?').next().unwrap_or_default().to_owned());
-                Mode::Fanout(Fanout {
-                    target: Target::parse(&url)?,
-                    events: p.events,
-                    rate_per_s: p.rate,
-                    payload_bytes: p.payload_bytes,
-                    publishes: worker.is_none_or(|w| w == 0),
-                    waits_for_answers: p.publisher == PublisherKind::Wait,
-                })
-            }
+            ("fanout", Some(p), _, _) => Mode::Fanout(Box::new(Fanout {
+                target: Target::parse(&self.fanout_url())?,
+                events: p.events,
+                rate_per_s: p.rate,
+                payload_bytes: p.payload_bytes,
+                publishes: worker.is_none_or(|w| w == 0),
+                waits_for_answers: p.publisher == PublisherKind::Wait,
+            })),
             ("churn", _, Some(c), _) => {
                 Mode::Churn { cycles: c.cycles, concurrency: c.concurrency as usize, ready_on: c.ready_on }
             }
             ("storm", _, _, Some(s)) => Mode::Storm { after: Duration::from_secs_f64(s.storm_after_s) },
+            ("stream", _, _, _) => {
+                Mode::Stream { total: self.arrivals_total(), max_inflight: self.max_inflight() }
+            }
             _ => Mode::Hold,
         };
         Ok(Plan {
             reconnect: self.mode == "storm" || self.reconnect.as_ref().is_some_and(|r| r.reconnect),
             mode,
             target,
-            streams: streams.map_or(0, |s| s.streams),
-            ramp_per_s: streams.map_or(0.0, |s| s.ramp),
+            streams: streams.map_or(self.arrivals_total() as usize, |s| s.streams),
+            ramp_per_s: streams.map_or(self.arrivals.as_ref().map_or(0.0, |a| a.arrival_rate), |s| s.ramp),
             source_ips: self.target.source_ips.as_ref().map(|s| s.ips.clone()).unwrap_or_default(),
             duration: Duration::from_secs_f64(self.target.duration_s),
             connect_timeout: Duration::from_secs_f64(self.target.connect_timeout_s),
             slow_share: streams.map_or(0.0, |s| s.slow_share),
             tick_interval_ms: streams.map_or(0, |s| s.tick_interval_ms),
             ids: streams.map_or(IdCheck::default(), |s| s.ids),
+            until_data: self.target.request.until_data.clone(),
             samples: None,
             go: None,
             ready: None,
             // SIGINT or SIGTERM end the run early, with its report (see `cli::stop_flag`).
             stop: Some(super::stop_flag()),
         })
+    }
+
+    /// `stream` mode: streams to start in all (`--total`, or the rate × the duration); 0 in other modes.
+    fn arrivals_total(&self) -> u64 {
+        let duration = self.target.duration_s;
+        self.arrivals.as_ref().map_or(0, |a| a.total.unwrap_or((a.arrival_rate * duration).ceil() as u64))
+    }
+
+    fn max_inflight(&self) -> usize {
+        self.arrivals.as_ref().map_or(0, |a| a.max_inflight as usize)
+    }
+
+    /// Where the fan-out publishes: `--publish-url`, or the stream's URL without its query.
+    fn fanout_url(&self) -> String {
+        let publish_url = self.publish.as_ref().and_then(|p| p.publish_url.clone());
+        publish_url.unwrap_or_else(|| self.target.url.split('?').next().unwrap_or_default().to_owned())
     }
 
     /// Worker `worker`'s command line: this job's flags, with its share of the counts.
@@ -169,6 +190,9 @@ impl Job {
         }
         if let Some(s) = &self.storm {
             args.extend(s.to_args());
+        }
+        if let Some(a) = &self.arrivals {
+            args.extend(a.to_args(procs, worker));
         }
         args.extend(["--worker".into(), worker.to_string()]);
         args

@@ -21,6 +21,7 @@ use job::Job;
 pub mod flags;
 pub mod job;
 pub mod procs;
+pub mod request;
 
 /// The flag SIGINT and SIGTERM raise: a run that sees it ends at once and reports what it measured
 /// (a `--procs` parent passes the signal on to its workers, whose reports it merges as usual).
@@ -57,6 +58,12 @@ pub fn main() -> ExitCode {
     if let Err(why) = job.check(fd_limit) {
         eprintln!("mio-sse-load {}: {why}", job.mode);
         return ExitCode::from(BAD_INPUT);
+    }
+    if job.target.request.insecure && job.run.worker.is_none() {
+        eprintln!(
+            "mio-sse-load: WARNING: --insecure: the server's certificate is NOT verified (anyone on the path \
+             could be answering); for tests only"
+        );
     }
     stop_flag(); // caught from the start: a signal during set-up ends the run with a report too
     if let Some(worker) = job.run.worker {

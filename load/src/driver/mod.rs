@@ -103,7 +103,7 @@ impl Driver {
             ..Report::default()
         };
         let publishing = match &plan.mode {
-            Mode::Fanout(fanout) => Some(Publishing::new(fanout.clone())),
+            Mode::Fanout(fanout) => Some(Publishing::new((**fanout).clone())),
             _ => None,
         };
         Ok(Driver {
@@ -229,6 +229,7 @@ impl Driver {
             // more can happen.
             Mode::Hold | Mode::Storm { .. } => self.all_settled() && self.stopped >= self.subs.len(),
             Mode::Churn { .. } => self.churn_finished(),
+            Mode::Stream { .. } => self.opened >= self.wanted_open() && self.subs.is_empty(),
             Mode::Fanout(_) => self.publishing.as_ref().is_some_and(|p| self.fanout_finished(p, now)),
         }
     }

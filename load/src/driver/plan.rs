@@ -38,6 +38,8 @@ pub struct Plan {
     pub tick_interval_ms: u64,
     /// How event ids are checked.
     pub ids: IdCheck,
+    /// An event whose data is this completes its stream (`[DONE]`): the client closes it.
+    pub until_data: Option<String>,
     /// Where each second's [`Sample`] goes (progress line, time series, a `--procs` parent), if anywhere.
     pub samples: Option<Sender<Sample>>,
     /// With `--procs`: subscribers wait for this before publishing starts (set by the parent's GO).
@@ -55,11 +57,15 @@ pub enum Mode {
     /// Open the streams and hold them for the duration.
     Hold,
     /// Open the streams, then publish and measure every delivery.
-    Fanout(Fanout),
+    Fanout(Box<Fanout>),
     /// Connect, wait until ready, close; exactly `cycles` times in all, `concurrency` at once.
     Churn { cycles: u64, concurrency: usize, ready_on: ReadyOn },
     /// Hold, then drop every stream at once after `after` and reconnect them all.
     Storm { after: Duration },
+    /// Request-shaped streams on an open arrival model: `total` streams started by the clock at the
+    /// plan's ramp rate (a slow server cannot slow the schedule), each run to its end; an arrival that
+    /// finds `max_inflight` streams running is refused, not delayed.
+    Stream { total: u64, max_inflight: usize },
 }
 
 /// When a churn cycle's stream counts as ready (and is closed). Ordered: a later stage is also ready.
@@ -110,6 +116,7 @@ impl Mode {
             Mode::Fanout(_) => "fanout",
             Mode::Churn { .. } => "churn",
             Mode::Storm { .. } => "storm",
+            Mode::Stream { .. } => "stream",
         }
     }
 }

@@ -10,6 +10,10 @@
 //! - A browser gives up on any status but 200 (204 is the polite stop): so does a refused stream.
 //! - A stream that ends after connecting is a drop (by cause); with `--reconnect` it tries again after its
 //!   `retry:` time and counts as not back until it has.
+//! - A stream is *completed*, not dropped, when its body ends cleanly (the server's close, with
+//!   `close_notify` over TLS, or the last chunk) and the run does not reconnect (a browser would: then it
+//!   is a drop as before), or when an event's data is `--until-data` (the client closes it). Churn's
+//!   cycles are closed by readiness, never completed.
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +35,7 @@ impl Driver {
             Seen::Comment => self.on_ready(slot, ReadyOn::Comment),
             Seen::Event { data, id } => self.on_event(slot, clock, since_attempt, &data, id.as_deref()),
             Seen::Ended(why) => self.on_ended(slot, now, why),
+            Seen::Completed => self.on_completed(slot, now, false),
         }
     }
 
@@ -67,6 +72,16 @@ impl Driver {
 
     fn on_event(&mut self, slot: usize, clock: Clock, since_attempt: Duration, data: &str, id: Option<&str>) {
         self.report.events += 1;
+        if let Some(sub) = self.subs.get_mut(slot) {
+            sub.events = sub.events.saturating_add(1);
+            if matches!(self.plan.mode, Mode::Stream { .. }) {
+                let at = u32::try_from(since_attempt.as_micros()).unwrap_or(u32::MAX);
+                if sub.got_event {
+                    self.report.event_gap_us.record(u64::from(at.saturating_sub(sub.last_event_us)));
+                }
+                sub.last_event_us = at;
+            }
+        }
         let reconnected = self.subs.get(slot).is_some_and(|sub| sub.attempts > 1 && !sub.got_event);
         self.note_first_event(slot, since_attempt);
         let new = match (id, self.subs.get_mut(slot)) {
@@ -82,6 +97,9 @@ impl Driver {
                 sub.ticks = sub.ticks.saturating_add(1);
             }
             self.record_tick(slot, clock, tick_ms);
+        }
+        if self.plan.until_data.as_deref() == Some(data) {
+            return self.on_completed(slot, clock.now, true);
         }
         self.on_ready(slot, ReadyOn::Event);
     }
@@ -127,6 +145,24 @@ impl Driver {
         if self.ready_at.is_some_and(|at| now >= at + Duration::from_secs(1)) {
             self.report.tick_lateness_ms.record(lateness_ms(received, ideal));
         }
+    }
+
+    /// The body ended cleanly (`until_data`: the client saw `--until-data` and ends it itself).
+    fn on_completed(&mut self, slot: usize, now: Instant, until_data: bool) {
+        let churn = matches!(self.plan.mode, Mode::Churn { .. });
+        if churn || (self.plan.reconnect && !until_data) {
+            return self.on_ended(slot, now, "closed by server".into());
+        }
+        self.report.completed += 1;
+        if let Some(sub) = self.subs.get(slot) {
+            self.report.events_per_stream.record(u64::from(sub.events));
+            if let Some(client) = &sub.client {
+                let duration = now.saturating_duration_since(client.attempt_started);
+                self.report.stream_duration_us.record(duration.as_micros() as u64);
+            }
+        }
+        self.settle(slot);
+        self.retire(slot);
     }
 
     /// The connection ended. Before its head: the attempt failed. After: a drop, and a browser-like

@@ -58,6 +58,10 @@ pub(super) struct Sub {
     pub(super) transient_failures: u8,
     /// Ticks received over all its attempts (saturating; counted with `--tick-interval-ms`).
     pub(super) ticks: u32,
+    /// Events received over all its attempts (saturating), and when the last came (µs into its attempt,
+    /// saturating: 71 minutes; a `u32`, so the table entry stays small).
+    pub(super) events: u32,
+    pub(super) last_event_us: u32,
 }
 
 impl Driver {
@@ -65,6 +69,7 @@ impl Driver {
     pub(super) fn wanted_open(&self) -> usize {
         match self.plan.mode {
             Mode::Churn { cycles, .. } => cycles as usize,
+            Mode::Stream { total, .. } => total as usize,
             _ => self.plan.streams,
         }
     }
@@ -93,6 +98,13 @@ impl Driver {
             && self.room_to_open()
         {
             let n = self.opened;
+            if let Mode::Stream { max_inflight, .. } = self.plan.mode
+                && self.subs.len() >= max_inflight
+            {
+                // Open arrivals: one that finds the limit reached is refused, and the schedule goes on.
+                (self.opened, self.report.refused, budget) = (n + 1, self.report.refused + 1, budget - 1);
+                continue;
+            }
             // Spreads the slow share evenly: stream n is slow when n × share crosses an integer.
             let slow = self.plan.slow_share > 0.0
                 && (n as f64 * self.plan.slow_share).fract() + self.plan.slow_share >= 1.0;
@@ -113,6 +125,8 @@ impl Driver {
                 settled: false,
                 transient_failures: 0,
                 ticks: 0,
+                events: 0,
+                last_event_us: 0,
             });
             self.opened += 1;
             self.report.opened += 1;
@@ -129,7 +143,11 @@ impl Driver {
         sub.attempts += 1;
         sub.got_event = false;
         let retry = Duration::from_millis(sub.retry_ms);
-        let cause = match Client::connect(&self.plan.target, sub.source, parser, sub.retry_ms, sub.slow) {
+        // Streams are spread over every address the host resolved to.
+        let addrs = &self.plan.target.addrs;
+        let addr = addrs.get(slot % addrs.len().max(1)).copied().unwrap_or(self.plan.target.addr);
+        let cause = match Client::connect(&self.plan.target, addr, sub.source, parser, sub.retry_ms, sub.slow)
+        {
             Ok(mut client) => {
                 let interest = Interest::READABLE | Interest::WRITABLE;
                 match self.poll.registry().register(&mut client.socket, Token(slot), interest) {
@@ -165,7 +183,7 @@ impl Driver {
     /// This subscriber will not try again: stopped for good (churn: removed, its cycle over).
     pub(super) fn retire(&mut self, slot: usize) {
         self.close(slot);
-        if matches!(self.plan.mode, Mode::Churn { .. }) {
+        if matches!(self.plan.mode, Mode::Churn { .. } | Mode::Stream { .. }) {
             if self.subs.contains(slot) {
                 self.subs.remove(slot);
             }
@@ -269,6 +287,8 @@ impl Driver {
     pub(super) fn account_unfinished(&mut self) {
         let now = Instant::now();
         let churn = matches!(self.plan.mode, Mode::Churn { .. });
+        let stream = matches!(self.plan.mode, Mode::Stream { .. });
+        let mut unfinished = 0;
         let mut cut = 0;
         let mut not_ready = 0;
         for (_, sub) in &self.subs {
@@ -277,6 +297,8 @@ impl Driver {
                 cut += 1;
             } else if churn && sub.client.is_some() {
                 not_ready += 1;
+            } else if stream && sub.client.is_some() {
+                unfinished += 1;
             }
             // Not back: its reconnection was due and it is not streaming. One dropped less than its
             // `retry:` time ago has not been asked to be back yet.
@@ -287,6 +309,9 @@ impl Driver {
         }
         for _ in 0..cut {
             self.report.fail("no response head when the run ended");
+        }
+        for _ in 0..unfinished {
+            self.report.drop_stream("not finished when the run ended");
         }
         for _ in 0..not_ready {
             self.report.drop_stream("not ready when the run ended");

@@ -11,13 +11,15 @@ use crate::report::Report;
 use crate::verdict::{Check, percentiles};
 
 /// The latencies, by their JSON name and their threshold name.
-const LATENCIES: [(&str, &str); 6] = [
+const LATENCIES: [(&str, &str); 8] = [
     ("connect_ms", "connect"),
     ("reconnect_ms", "reconnect"),
     ("first_event_ms", "first_event"),
     ("latency_ms", "latency"),
     ("recovery_ms", "recovery"),
     ("tick_lateness_ms", "tick_lateness"),
+    ("event_gap_ms", "event_gap"),
+    ("stream_duration_ms", "stream_duration"),
 ];
 
 /// The summary as one line of JSON.
@@ -36,6 +38,14 @@ pub fn summary(r: &Report, checks: &[Check], code: u8, with_histograms: bool) ->
         "failure_count": r.failure_count(),
         "drops": r.drops,
         "events": r.events,
+        "completed": r.completed,
+        "refused": r.refused,
+        "events_per_stream": {
+            "count": r.events_per_stream.count(),
+            "min": r.events_per_stream.min(),
+            "p50": r.events_per_stream.at(0.5),
+            "max": r.events_per_stream.max(),
+        },
         "published": r.published,
         "publish_accepted": r.publish_accepted,
         "publish_failures": r.publish_failures,
@@ -65,6 +75,7 @@ pub fn summary(r: &Report, checks: &[Check], code: u8, with_histograms: bool) ->
             "deliveries_per_s": per_s(r.delivered, r.delivery_window_s),
             "cycles_per_s": per_s(r.cycles, r.elapsed_s),
             "connects_per_s": per_s(r.connected, r.elapsed_s),
+            "streams_per_s": per_s(r.completed, r.elapsed_s),
         },
     });
     for (name, histogram) in LATENCIES {
@@ -81,6 +92,8 @@ pub fn summary(r: &Report, checks: &[Check], code: u8, with_histograms: bool) ->
             "latency_us": r.latency_us,
             "recovery_us": r.recovery_us,
             "tick_lateness_ms": r.tick_lateness_ms,
+            "event_gap_us": r.event_gap_us,
+            "stream_duration_us": r.stream_duration_us,
         });
     }
     Value::to_string(&out)

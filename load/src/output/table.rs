@@ -49,6 +49,26 @@ pub fn table(r: &Report, checks: &[Check], code: u8) -> String {
         }
     }
     row("events received", r.events.to_string());
+    if r.mode == "stream" {
+        row("refused (at --max-inflight)", r.refused.to_string());
+        row(
+            "streams/s",
+            format!("{:.1}", if r.elapsed_s > 0.0 { r.completed as f64 / r.elapsed_s } else { 0.0 }),
+        );
+    }
+    if r.completed > 0 {
+        let e = &r.events_per_stream;
+        row(
+            "completed streams",
+            format!(
+                "{} (events per stream: min {} · p50 {} · max {})",
+                r.completed,
+                e.min(),
+                e.at(0.5),
+                e.max()
+            ),
+        );
+    }
     if r.mode == "fanout" {
         row("published / accepted", format!("{} / {}", r.published, r.publish_accepted));
         for (cause, n) in &r.publish_failures {
@@ -120,6 +140,8 @@ pub fn table(r: &Report, checks: &[Check], code: u8) -> String {
         ("publish → receive", r.latency_us.percentiles(0.001)),
         ("drop → back", r.recovery_us.percentiles(0.001)),
         ("tick lateness", r.tick_lateness_ms.percentiles(1.0)),
+        ("event gap", r.event_gap_us.percentiles(0.001)),
+        ("stream duration", r.stream_duration_us.percentiles(0.001)),
     ] {
         if p.count > 0 {
             row(name, p.cell());

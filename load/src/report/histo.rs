@@ -55,6 +55,10 @@ impl Histo {
         if self.0.is_empty() { 0 } else { self.0.value_at_quantile(quantile) }
     }
 
+    pub fn min(&self) -> u64 {
+        if self.0.is_empty() { 0 } else { self.0.min() }
+    }
+
     pub fn max(&self) -> u64 {
         if self.0.is_empty() { 0 } else { self.0.max() }
     }

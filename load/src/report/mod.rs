@@ -41,6 +41,20 @@ pub struct Report {
     pub drops: BTreeMap<String, u64>,
     /// Events received (any type).
     pub events: u64,
+    /// Streams that ended as they should: the body ended cleanly, or `--until-data` arrived.
+    #[serde(default)]
+    pub completed: u64,
+    /// Events each completed stream received (its `[DONE]` included).
+    #[serde(default)]
+    pub events_per_stream: Histo,
+    /// `stream` mode: arrivals turned away because `--max-inflight` streams were running.
+    #[serde(default)]
+    pub refused: u64,
+    /// `stream` mode: the gap between two events of a stream, and a stream's attempt to its end, µs.
+    #[serde(default)]
+    pub event_gap_us: Histo,
+    #[serde(default)]
+    pub stream_duration_us: Histo,
     /// Published events sent (fanout), and those the server answered with a 2xx.
     pub published: u64,
     pub publish_accepted: u64,
@@ -144,6 +158,11 @@ impl Report {
             }
         }
         self.events += other.events;
+        self.completed += other.completed;
+        self.refused += other.refused;
+        self.event_gap_us.merge(&other.event_gap_us);
+        self.stream_duration_us.merge(&other.stream_duration_us);
+        self.events_per_stream.merge(&other.events_per_stream);
         self.published += other.published;
         self.publish_accepted += other.publish_accepted;
         self.subscribers += other.subscribers;

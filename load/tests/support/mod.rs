@@ -1,6 +1,7 @@
-//! Helpers for the load generator's end-to-end tests: the real `mio-sse` on a free loopback port, runs of
-//! `mio-sse-load` with their exit code and JSON report, a port nothing listens on, and a tiny fake SSE
-//! server whose ids a test chooses (timestamps, jumps, strings).
+//! Helpers for the load generator's end-to-end tests: the real `mio-sse` on a free loopback port (over
+//! HTTPS with a certificate made for the test), runs of `mio-sse-load` with their exit code and JSON
+//! report, a port nothing listens on, and a tiny fake SSE server whose ids a test chooses (timestamps,
+//! jumps, strings).
 //!
 //! Rules: every process and thread a helper starts ends with the value that owns it (dropped); every wait
 //! is bounded.
@@ -9,7 +10,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -23,6 +24,46 @@ pub fn start_server(args: &[&str]) -> ServerProcess {
     let release = load.parent().and_then(Path::file_name).is_some_and(|profile| profile == "release");
     let exe = server_beside(load, release).unwrap_or_else(|e| panic!("{e}"));
     ServerProcess::start(&exe, args).unwrap_or_else(|e| panic!("{}: {e}", exe.display()))
+}
+
+/// A self-signed certificate for `localhost` and `127.0.0.1` and its key, as PEM files in a fresh folder
+/// (removed when dropped).
+pub struct TestCert {
+    pub dir: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestCert {
+    pub fn new(name: &str) -> TestCert {
+        let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        let made = rcgen::generate_simple_self_signed(names).expect("a test certificate");
+        let dir =
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("load-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a folder for the certificate");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, made.cert.pem()).expect("write cert.pem");
+        std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key.pem");
+        TestCert { dir, cert, key }
+    }
+
+    pub fn cert_path(&self) -> String {
+        self.cert.display().to_string()
+    }
+}
+
+impl Drop for TestCert {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts a fresh `mio-sse` over HTTPS with `cert`, plus `args`; killed when dropped.
+pub fn start_tls_server(cert: &TestCert, args: &[&str]) -> ServerProcess {
+    let (cert_path, key_path) = (cert.cert.display().to_string(), cert.key.display().to_string());
+    let mut all = vec!["--tls-cert", cert_path.as_str(), "--tls-key", key_path.as_str()];
+    all.extend_from_slice(args);
+    start_server(&all)
 }
 
 /// What one `mio-sse-load` run said: its exit code, its JSON report (if it printed one), its stderr.
