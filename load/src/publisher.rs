@@ -14,10 +14,13 @@ use std::io::{self, Read, Write};
 use mio::net::TcpStream;
 
 use super::client::{Target, short};
+use crate::tls::{self, TlsIo};
 
 /// The publisher's connection.
 pub struct Publisher {
     pub socket: TcpStream,
+    /// Over `https://`: the TLS state (requests are queued into it as plaintext).
+    tls: Option<Box<TlsIo>>,
     connected: bool,
     out: Vec<u8>,
     written: usize,
@@ -34,8 +37,16 @@ impl Publisher {
     pub fn connect(target: &Target) -> io::Result<Publisher> {
         let socket = TcpStream::connect(target.addr)?;
         socket.set_nodelay(true)?;
+        let tls = match &target.tls {
+            Some(config) => {
+                let name = tls::server_name(&target.host).map_err(io::Error::other)?;
+                Some(Box::new(TlsIo::new(config.clone(), name, &[]).map_err(io::Error::other)?))
+            }
+            None => None,
+        };
         Ok(Publisher {
             socket,
+            tls,
             connected: false,
             out: Vec::new(),
             written: 0,
@@ -70,6 +81,30 @@ impl Publisher {
         self.sent - self.accepted - self.refused
     }
 
+    /// Over TLS: hands the queued requests to rustls, writes its records, reads the answers.
+    fn drive_tls(&mut self, scratch: &mut [u8]) -> Result<(), String> {
+        let Some(tls) = self.tls.as_mut() else { return Ok(()) };
+        let cause =
+            |e: &io::Error, what: &str| tls::io_cause(e).unwrap_or_else(|| format!("{what}: {}", short(e)));
+        if !self.out.is_empty() {
+            tls.queue(&self.out).map_err(|e| cause(&e, "write"))?;
+            self.out.clear();
+        }
+        tls.flush(&mut self.socket).map_err(|e| cause(&e, "write"))?;
+        loop {
+            match tls.read(&mut self.socket, scratch) {
+                Ok(0) => {
+                    self.count_answers()?;
+                    return Err("connection closed by the server".into());
+                }
+                Ok(n) => self.inbuf.extend_from_slice(&scratch[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(cause(&e, "read")),
+            }
+        }
+        self.count_answers()
+    }
+
     /// Writes pending requests and reads answers, counting them.
     pub fn drive(&mut self, scratch: &mut [u8]) -> Result<(), String> {
         if !self.connected {
@@ -80,6 +115,9 @@ impl Publisher {
                 return Ok(());
             }
             self.connected = true;
+        }
+        if self.tls.is_some() {
+            return self.drive_tls(scratch);
         }
         while self.written < self.out.len() {
             match self.socket.write(&self.out[self.written..]) {

@@ -89,6 +89,11 @@ impl TlsIo {
         Ok(TlsIo { conn })
     }
 
+    /// Queues more plaintext (a publisher's next request); it goes with the next [`TlsIo::flush`].
+    pub fn queue(&mut self, plaintext: &[u8]) -> io::Result<()> {
+        self.conn.writer().write_all(plaintext)
+    }
+
     /// Writes queued records until `WouldBlock` or none is left.
     pub fn flush(&mut self, socket: &mut TcpStream) -> io::Result<()> {
         while self.conn.wants_write() {

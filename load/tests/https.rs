@@ -26,6 +26,29 @@ fn hold_over_https_with_the_ca_file_gets_ticks_on_every_stream() {
 }
 
 #[test]
+fn every_other_mode_works_over_https_too() {
+    let cert = TestCert::new("modes");
+    let server = start_tls_server(&cert, &["--interval-ms", "100"]);
+    let url = https_url(&server, "/home/events");
+    let ca = cert.cert_path();
+    // fanout: the streams and the publisher (waiting for each answer) over TLS.
+    let fanout =
+        run_json("fanout", &url, &["--streams", "30", "--events", "10", "--rate", "0", "--ca-file", &ca]);
+    assert_eq!(fanout.code, 0, "{}\n{}", fanout.report, fanout.stderr);
+    assert_eq!((fanout.n("expected"), fanout.n("delivered")), (300, 300), "{}", fanout.report);
+    let churn = run_json("churn", &url, &["--cycles", "40", "--concurrency", "8", "--ca-file", &ca]);
+    assert_eq!(churn.code, 0, "{}\n{}", churn.report, churn.stderr);
+    assert_eq!(churn.n("cycles"), 40, "{}", churn.report);
+    let storm = run_json(
+        "storm",
+        &url,
+        &["--streams", "20", "--storm-after-s", "1", "--duration-s", "4", "--ca-file", &ca],
+    );
+    assert_eq!(storm.code, 0, "{}\n{}", storm.report, storm.stderr);
+    assert_eq!(storm.n("not_back"), 0, "{}", storm.report);
+}
+
+#[test]
 fn a_certificate_not_trusted_is_counted_as_a_tls_failure_and_fails_the_run() {
     let (cert, other) = (TestCert::new("untrusted"), TestCert::new("other-ca"));
     let server = start_tls_server(&cert, &[]);

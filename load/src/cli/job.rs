@@ -84,9 +84,6 @@ impl Job {
         if let Some(url) = self.publish.as_ref().and_then(|p| p.publish_url.as_deref()) {
             Target::parse(url)?;
         }
-        if self.publish.is_some() && self.fanout_url().starts_with("https://") {
-            return Err("the fan-out publishes over http:// only: give an http:// --publish-url".into());
-        }
         for ip in self.target.source_ips.iter().flat_map(|s| &s.ips) {
             let socket = socket2::Socket::new(
                 socket2::Domain::for_address(SocketAddr::new(*ip, 0)),
@@ -118,7 +115,14 @@ impl Job {
         let streams = self.streams.as_ref();
         let mode = match (self.mode, &self.publish, &self.cycles, &self.storm) {
             ("fanout", Some(p), _, _) => Mode::Fanout(Box::new(Fanout {
-                target: Target::parse(&self.fanout_url())?,
+                // Over https:// the publisher trusts what the streams trust (`--ca-file`, `--insecure`).
+                target: {
+                    let mut publish = Target::parse(&self.fanout_url())?;
+                    if publish.https {
+                        publish.tls = target.tls.clone().or(Some(crate::tls::client_config(None, false)?));
+                    }
+                    publish
+                },
                 events: p.events,
                 rate_per_s: p.rate,
                 payload_bytes: p.payload_bytes,
