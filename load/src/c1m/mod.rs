@@ -74,9 +74,7 @@ struct Started(Vec<(String, Child)>);
 impl Drop for Started {
     fn drop(&mut self) {
         for (name, child) in self.0.iter_mut().rev() {
-            if let Some(pid) = rustix_pid(child) {
-                let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-            }
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
@@ -88,10 +86,6 @@ impl Drop for Started {
             }
         }
     }
-}
-
-fn rustix_pid(child: &Child) -> Option<u32> {
-    Some(child.id())
 }
 
 /// Settings changed, restored when dropped.
