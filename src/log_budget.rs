@@ -21,7 +21,7 @@ pub struct LogBudget {
     shown: u32,
     suppressed: u64,
     /// Why the held-back lines happened, when the caller says (`allow_because`): the summary keeps it.
-    reasons: BTreeMap<String, u64>,
+    reasons: BTreeMap<&'static str, u64>,
 }
 
 impl LogBudget {
@@ -52,12 +52,12 @@ impl LogBudget {
 
     /// Like [`LogBudget::allow`], counting `why` for the summary when the line is held back (a stream
     /// closed by the server must say why, even in a burst).
-    pub fn allow_because(&mut self, now: Instant, why: &str) -> bool {
+    pub fn allow_because(&mut self, now: Instant, why: &'static str) -> bool {
         if self.allow(now) {
             return true;
         }
         // Few distinct reasons (close reasons, "shutdown"): the map stays small.
-        *self.reasons.entry(why.to_owned()).or_default() += 1;
+        *self.reasons.entry(why).or_default() += 1;
         false
     }
 

@@ -38,6 +38,16 @@ impl InBuf {
         front
     }
 
+    /// Drops the first `n` bytes (a request head already parsed) without copying them anywhere; the
+    /// buffer is freed once empty.
+    pub fn consume(&mut self, n: usize) {
+        let Some(bytes) = self.0.as_mut() else { return };
+        bytes.drain(..n.min(bytes.len()));
+        if bytes.is_empty() {
+            self.0 = None;
+        }
+    }
+
     /// Drops everything, and the memory with it.
     pub fn clear(&mut self) {
         self.0 = None;
@@ -64,5 +74,15 @@ mod tests {
         assert_eq!(buf.take_front(10), b"rest");
         assert!(!buf.is_allocated(), "freed once empty");
         assert_eq!(std::mem::size_of::<InBuf>(), 8);
+    }
+
+    #[test]
+    fn consuming_drops_the_front_and_frees_the_buffer_once_empty() {
+        let mut buf = InBuf::default();
+        buf.extend_from_slice(b"GET / HTTP/1.1\r\n\r\nGET");
+        buf.consume(18);
+        assert_eq!(buf.bytes(), b"GET");
+        buf.consume(3);
+        assert!(!buf.is_allocated());
     }
 }

@@ -111,7 +111,7 @@ impl<S: Socket> Connection<S> {
                     return;
                 }
                 Ok(Parse::Complete { request, head_len }) => {
-                    self.inbuf.take_front(head_len);
+                    self.inbuf.consume(head_len); // parsed: dropped, not copied
                     scanned = 0;
                     self.answer(&request, cx, now);
                     if let State::ReadingRequest { .. } = self.state {

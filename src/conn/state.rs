@@ -155,17 +155,23 @@ impl<S> Connection<S> {
                 );
             }
             (State::Streaming(stream), new) => {
-                let why = match new {
-                    State::Closed(reason) => reason.to_string(),
-                    _ if cx.shutting_down() => "shutdown".to_string(), // ended by the server, with a `retry:`
-                    _ => "its count was reached".to_string(),          // a finite /home/stream
+                // A label for the summary (no allocation for a line held back), words for the log line.
+                let label = match new {
+                    State::Closed(reason) => reason.label(),
+                    _ if cx.shutting_down() => "shutdown", // ended by the server, with a `retry:`
+                    _ => "count_reached",                  // a finite /home/stream
                 };
                 cx.counters.streams_closed += 1;
                 cx.gauges.open_streams -= 1;
                 cx.gauges.shaped_bytes_per_s -= stream.shaped_bytes_per_s(&cx.config);
-                if !cx.closed_lines.allow_because(now, &why) {
+                if !cx.closed_lines.allow_because(now, label) {
                     return old; // summed up, with its reason, in the summary line
                 }
+                let why = match new {
+                    State::Closed(reason) => reason.to_string(),
+                    _ if cx.shutting_down() => "shutdown".to_string(),
+                    _ => "its count was reached".to_string(),
+                };
                 log::info!(
                     "stream from {} closed after {:.1} s, {} events sent, {} skipped ({why}; {} open)",
                     self.peer,

@@ -49,32 +49,26 @@ fn descendants(pid: u32) -> Vec<u32> {
 
 /// Proportional set size of one process, in bytes (`/proc/PID/smaps_rollup`).
 fn pss_of(pid: u32) -> u64 {
-    let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-    rollup
-        .lines()
-        .find_map(|l| l.strip_prefix("Pss:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
+    kib_field(&format!("/proc/{pid}/smaps_rollup"), "Pss:")
 }
 
 /// Resident memory of one process, in bytes.
 fn rss_of(pid: u32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+    kib_field(&format!("/proc/{pid}/status"), "VmRSS:")
+}
+
+/// The `NAME: N kB` line of a /proc file, in bytes (0 if absent).
+fn kib_field(path: &str, name: &str) -> u64 {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
         .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
         .map_or(0, |kib| kib * 1024)
 }
 
 /// The kernel's slab memory (sockets, files, epoll entries live there), in bytes.
 pub fn slab_bytes() -> u64 {
-    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("Slab:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
+    kib_field("/proc/meminfo", "Slab:")
 }
 
 /// Pages of memory TCP sockets hold (`/proc/net/sockstat`, the `mem` of the `TCP:` line).
