@@ -30,6 +30,8 @@ use crate::metrics::{Counters, Gauges};
 pub const REPORT_EVERY: Duration = Duration::from_secs(1);
 /// The longest line either side accepts.
 pub const MAX_LINE: usize = 4096;
+/// Reads of 4 KiB one readiness event may take before the peer counts as flooding.
+pub const READS_PER_EVENT: usize = 16;
 
 /// The supervisor's address for its workers: an abstract Unix socket named after its pid.
 pub fn supervisor_addr(supervisor_pid: u32) -> io::Result<UnixAddr> {
@@ -130,21 +132,27 @@ impl Link {
         Ok(())
     }
 
-    /// Reads to `WouldBlock` (at most 16 reads) and returns the complete lines; an error (EOF included)
-    /// or a line over [`MAX_LINE`] ends the link.
+    /// Reads to `WouldBlock` and returns the complete lines; an error (EOF included), a line over
+    /// [`MAX_LINE`], or more than [`READS_PER_EVENT`] reads without `WouldBlock` ends the link. (The
+    /// protocol is a line a second: a peer that fills 16 reads at once is not speaking it, and stopping
+    /// short of `WouldBlock` would leave an edge that never comes again.)
     pub fn read_lines(&mut self) -> io::Result<Vec<String>> {
         let mut chunk = [0u8; 4096];
-        for _ in 0..16 {
+        let mut drained = false;
+        for _ in 0..READS_PER_EVENT {
             match self.socket.read(&mut chunk) {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) => self.inbuf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
-            if self.inbuf.len() > MAX_LINE * 4 {
-                break; // plenty for this turn; the rest waits (lines are taken below)
-            }
+        }
+        if !drained {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "far more than a line a second"));
         }
         let mut lines = Vec::new();
         while let Some(end) = self.inbuf.iter().position(|&b| b == b'\n') {
