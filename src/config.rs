@@ -67,6 +67,16 @@ pub struct Config {
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub replay_bytes: usize,
 
+    /// Topics that may exist at once, the default topic included. A stream or a publish that would make
+    /// one more gets 503 (counted in `mio_sse_topics_refused_total`). A topic with no stream and no event
+    /// held for replay is reclaimed at once; an idle one costs about 200 bytes.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub max_topics: u32,
+
+    /// Topics one stream may be on (`?topic=` repeated); a stream asking for more gets 400.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub max_topics_per_stream: u8,
+
     /// Lets any peer publish with `Authorization: Bearer TOKEN` (then required from every peer). Without
     /// it, only loopback peers may publish.
     #[arg(long, value_parser = non_empty_token)]

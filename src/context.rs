@@ -64,9 +64,10 @@ impl LoopContext {
         // A burst may take half of --max-pending-bytes per fan-out lap: a reader that keeps up stays under it.
         let (events, bytes, turn) =
             (config.replay_events as usize, config.replay_bytes, (config.max_pending_bytes / 2) as usize);
+        let topics = config.max_topics as usize;
         let (hub, backplane) = match &config.redis {
-            Some(url) => (Hub::following(events, bytes, turn), Some(Backplane::new(url, events)?)),
-            None => (Hub::with_lap_limit(hub::clock_seed(), events, bytes, turn), None),
+            Some(url) => (Hub::following(events, bytes, turn, topics), Some(Backplane::new(url, events)?)),
+            None => (Hub::with_limits(hub::clock_seed(), events, bytes, turn, topics), None),
         };
         Ok(LoopContext {
             clock: LoopClock::new(epoch),
@@ -104,12 +105,15 @@ impl LoopContext {
             .min()
     }
 
-    /// This process's figures as they stand (with the replay ring's size, which is read, not counted).
+    /// This process's figures as they stand (with the replay ring's size and the topics, which are read from the hub, not counted).
     pub fn figures(&self) -> Figures {
         let mut gauges = self.gauges.clone();
         let (events, bytes) = self.hub.ring_len();
         (gauges.replay_events, gauges.replay_bytes) = (events as u64, bytes as u64);
-        Figures { counters: self.counters.clone(), gauges }
+        gauges.topics = self.hub.topics.len() as u64;
+        let mut counters = self.counters.clone();
+        counters.topics_refused = self.hub.topics.refused;
+        Figures { counters, gauges }
     }
 
     /// Whether the server is shutting down (every answer then closes its connection).

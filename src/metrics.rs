@@ -136,6 +136,8 @@ pub struct Counters {
     /// TLS handshakes refused (bad records, no common version or protocol) or not finished before the
     /// connection closed (the peer left, or the first-request deadline passed).
     pub tls_handshakes_failed: u64,
+    /// Streams and publishes refused for want of room for their topic (`--max-topics`).
+    pub topics_refused: u64,
 }
 
 impl Counters {
@@ -162,6 +164,7 @@ impl Counters {
             &mut self.fan_out_slices,
             &mut self.tls_handshakes,
             &mut self.tls_handshakes_failed,
+            &mut self.topics_refused,
         ];
         values.extend(self.closed.iter_mut());
         values
@@ -180,6 +183,8 @@ pub struct Gauges {
     pub replay_bytes: u64,
     /// Bytes per second the open shaped streams ask for together (their tick sizes over their intervals).
     pub shaped_bytes_per_s: u64,
+    /// Topics that exist (the default one included; with workers, summed over them).
+    pub topics: u64,
     /// With `--redis`: 1 while the backplane is connected, else 0 (absent without `--redis`).
     pub backplane_up: Option<u64>,
     /// With `--workers`: the workers whose figures are in this page's totals (absent otherwise).
@@ -197,13 +202,14 @@ impl Gauges {
             &mut self.replay_events,
             &mut self.replay_bytes,
             &mut self.shaped_bytes_per_s,
+            &mut self.topics,
         ]
     }
 }
 
 /// The Prometheus text exposition (format 0.0.4) of every figure.
 pub fn render(c: &Counters, g: &Gauges) -> String {
-    let counters: [(&str, &str, u64); 18] = [
+    let counters: [(&str, &str, u64); 19] = [
         ("mio_sse_accepted_total", "Connections accepted.", c.accepted),
         (
             "mio_sse_accept_pauses_total",
@@ -250,8 +256,13 @@ pub fn render(c: &Counters, g: &Gauges) -> String {
             "TLS handshakes refused or not finished before the connection closed.",
             c.tls_handshakes_failed,
         ),
+        (
+            "mio_sse_topics_refused_total",
+            "Streams and publishes refused: their topic would go past --max-topics.",
+            c.topics_refused,
+        ),
     ];
-    let gauges: [(&str, &str, u64); 7] = [
+    let gauges: [(&str, &str, u64); 8] = [
         ("mio_sse_open_connections", "Open connections.", g.open_connections),
         ("mio_sse_open_streams", "Open event streams.", g.open_streams),
         ("mio_sse_write_queue_bytes", "Bytes waiting in connections' own write queues.", g.write_queue_bytes),
@@ -263,6 +274,7 @@ pub fn render(c: &Counters, g: &Gauges) -> String {
             "Tick bytes per second the open shaped streams ask for together.",
             g.shaped_bytes_per_s,
         ),
+        ("mio_sse_topics", "Topics that exist, the default one included.", g.topics),
     ];
     let mut out = String::with_capacity(4096);
     for (name, help, value) in counters {

@@ -2,9 +2,9 @@
 //!
 //! | path           | method    | answer                                                                |
 //! |----------------|-----------|-----------------------------------------------------------------------|
-//! | `/home/events` | GET       | an event stream; query: `interval_ms`, `bytes`, `last_event_id`       |
+//! | `/home/events` | GET       | an event stream; query: `topic` (repeatable), `interval_ms`, `bytes`, `last_event_id` |
 //! | `/home/events` | HEAD      | the event stream's head, no body                                      |
-//! | `/home/events` | POST      | publish the body as one event to every stream; query: `event`         |
+//! | `/home/events` | POST      | publish the body as one event to a topic's streams; query: `topic`, `event` |
 //! | `/home/stream` | GET, HEAD | a stream as `/home/events`, and query `count`, `done`: it may end     |
 //! | `/home/stream` | POST      | the same, once the body (at most `--max-body-bytes`) is read and dropped |
 //! | `/metrics`     | GET, HEAD | Prometheus text exposition                                            |
@@ -26,7 +26,7 @@ use crate::http::query;
 use crate::http::refusal::Refusal;
 use crate::http::request::{Method, Request};
 use crate::http::response::Cors;
-use crate::hub;
+use crate::hub::{self, topics};
 use crate::static_files::{Lookup, StaticFile, StaticFiles};
 use crate::trust;
 
@@ -44,8 +44,10 @@ pub const MIN_PAYLOAD_BYTES: u32 = 12;
 pub const MAX_COUNT: u16 = u16::MAX;
 
 /// How one stream is shaped: its own tick interval and payload size, and where it resumes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamOptions {
+    /// The topics it is on (`?topic=`, repeatable, each once); none: the default topic.
+    pub topics: Vec<Box<str>>,
     /// Time between ticks; `None` for no ticks.
     pub interval: Option<Duration>,
     /// Length of each tick's data: the time of day, then padding.
@@ -72,8 +74,9 @@ pub enum Route<'a> {
     EventStream { head_only: bool, options: StreamOptions },
     /// `POST /home/stream`: read the body (`content_length` bytes) and drop it, then start the stream.
     EventStreamAfterBody { options: StreamOptions, content_length: usize },
-    /// Publish the request's body (`content_length` bytes) as one event, named `event` if set.
-    Publish { event: Option<String>, content_length: usize },
+    /// Publish the request's body (`content_length` bytes) as one event on `topic` (none: the default
+    /// topic), named `event` if set.
+    Publish { topic: Option<String>, event: Option<String>, content_length: usize },
     /// The metrics page.
     Metrics { head_only: bool },
     /// `OPTIONS`: 204, with CORS preflight headers for an allowed origin.
@@ -172,7 +175,7 @@ fn publish<'a>(request: &Request, ctx: Context<'a>) -> Route<'a> {
     if length > ctx.config.max_body_bytes {
         return refuse(Refusal::ContentTooLarge);
     }
-    let mut event = None;
+    let (mut event, mut topic) = (None, None);
     let Ok(params) = query::params(query::query_of(&request.target)) else {
         return refuse(Refusal::BadRequest("invalid query string"));
     };
@@ -184,9 +187,16 @@ fn publish<'a>(request: &Request, ctx: Context<'a>) -> Route<'a> {
                 ));
             }
             event = Some(value);
+        } else if name == "topic" {
+            if let Err(reason) = topics::check_name(&value) {
+                return refuse(Refusal::BadRequest(reason));
+            }
+            if topic.replace(value).is_some() {
+                return refuse(Refusal::BadRequest("a publish goes to one topic: give topic once"));
+            }
         }
     }
-    Route::Publish { event, content_length: length as usize }
+    Route::Publish { topic, event, content_length: length as usize }
 }
 
 /// `/home/stream`: the options of `/home/events` and `count`, `done`; a POST's body is read and dropped
@@ -211,6 +221,7 @@ fn finite_stream(request: &Request, config: &Config, head_only: bool) -> Route<'
 /// reconnecting keeps the URL it started with and sends its newer id in the header.
 fn stream_options(request: &Request, config: &Config) -> Result<StreamOptions, &'static str> {
     let mut options = StreamOptions {
+        topics: Vec::new(),
         interval: config.tick_interval(),
         payload_bytes: MIN_PAYLOAD_BYTES,
         last_event_id: None,
@@ -220,6 +231,15 @@ fn stream_options(request: &Request, config: &Config) -> Result<StreamOptions, &
     let params = query::params(query::query_of(&request.target)).map_err(|_| "invalid query string")?;
     for (name, value) in params {
         match name.as_str() {
+            "topic" => {
+                topics::check_name(&value)?;
+                if !options.topics.iter().any(|t| **t == *value) {
+                    if options.topics.len() >= usize::from(config.max_topics_per_stream) {
+                        return Err("too many topics for one stream (--max-topics-per-stream)");
+                    }
+                    options.topics.push(value.into());
+                }
+            }
             "interval_ms" => {
                 let ms: u64 =
                     value.parse().map_err(|_| "interval_ms must be a whole number of milliseconds")?;
@@ -371,7 +391,7 @@ mod tests {
             req
         };
         let ok = post("/home/events", None, Some(5));
-        assert!(describe(&ok, &open, true, false).starts_with("Publish { event: None, content_length: 5"));
+        assert!(describe(&ok, &open, true, false).starts_with("Publish { topic: None, event: None, content_length: 5"));
         assert!(describe(&ok, &open, false, false).contains("status: 403"), "not loopback");
         assert!(describe(&post("/home/events", None, None), &open, true, false).contains("status: 411"));
         assert!(
@@ -382,6 +402,13 @@ mod tests {
         let injected = post("/home/events?event=a%0Adata:%20x", None, Some(1));
         assert!(describe(&injected, &open, true, false).contains("status: 400"));
 
+        let to_room = post("/home/events?topic=room%201&event=news", None, Some(1));
+        assert!(describe(&to_room, &open, true, false).contains("topic: Some(\"room 1\")"));
+        for bad in ["topic=", "topic=a%0Ab", "topic=a&topic=b"] {
+            let refused = describe(&post(&format!("/home/events?{bad}"), None, Some(1)), &open, true, false);
+            assert!(refused.contains("status: 400"), "{bad}: {refused}");
+        }
+
         let guarded = config(&["--publish-token", "s3cret"]);
         let with = |auth| post("/home/events", auth, Some(1));
         assert!(describe(&with(Some("Bearer s3cret")), &guarded, false, false).starts_with("Publish"));
@@ -391,6 +418,21 @@ mod tests {
             describe(&with(None), &guarded, true, false).contains("status: 401"),
             "required from loopback too"
         );
+    }
+
+    #[test]
+    fn a_stream_is_on_the_topics_it_names_each_once_up_to_the_limit() {
+        let config = config(&["--max-topics-per-stream", "3"]);
+        let topics = |target: &str| stream_options(&request(Method::Get, target), &config).map(|o| o.topics);
+        assert_eq!(topics("/home/events"), Ok(vec![]), "none: the default topic");
+        let named = topics("/home/events?topic=a&topic=b%2Fc&topic=a").unwrap();
+        assert_eq!(named, ["a".into(), "b/c".into()] as [Box<str>; 2], "each once, in order");
+        assert!(topics("/home/events?topic=a&topic=b&topic=c&topic=d").is_err(), "over the limit");
+        assert!(topics("/home/events?topic=a&topic=b&topic=c&topic=a").is_ok(), "a repeat is not one more");
+        assert!(topics("/home/events?topic=").is_err());
+        assert!(topics("/home/events?topic=%07bell").is_err());
+        assert!(topics(&format!("/home/events?topic={}", "x".repeat(129))).is_err());
+        assert_eq!(topics("/home/stream?topic=t&count=2").unwrap().len(), 1, "finite streams too");
     }
 
     #[test]

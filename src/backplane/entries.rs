@@ -10,6 +10,7 @@
 //! shape is an error, never a panic and never a silently skipped entry.
 
 use super::resp::Reply;
+use crate::hub::topics;
 
 /// Ids are below 2^53 (the publish script's Lua numbers are doubles).
 pub const MAX_ID: u64 = 1 << 53;
@@ -36,10 +37,12 @@ impl EntryId {
     }
 }
 
-/// One stream entry: its id, event name, data, and the epoch it was written in.
+/// One stream entry: its id, topic (none: the default topic), event name, data, and the epoch it was
+/// written in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub id: EntryId,
+    pub topic: Option<String>,
     pub event: Option<String>,
     pub data: String,
     pub epoch: Option<String>,
@@ -101,18 +104,22 @@ pub fn entries_of(reply: Reply, nested: bool) -> Result<Vec<Entry>, String> {
             return Err(bad("an entry that is not [id, fields]"));
         };
         let id = entry_id(&text(id)?)?;
-        let (mut event, mut data, mut epoch) = (None, String::new(), None);
+        let (mut topic, mut event, mut data, mut epoch) = (None, None, String::new(), None);
         let mut fields = fields.into_iter();
         while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
             let value = String::from_utf8(text(value)?).map_err(|_| bad("a field that is not UTF-8"))?;
             match text(name)?.as_slice() {
+                b"t" if !value.is_empty() => {
+                    topics::check_name(&value).map_err(|_| bad("a topic name that is not one"))?;
+                    topic = Some(value);
+                }
                 b"e" if !value.is_empty() => event = Some(value),
                 b"d" => data = value,
                 b"x" if !value.is_empty() => epoch = Some(value),
                 _ => {}
             }
         }
-        out.push(Entry { id, event, data, epoch });
+        out.push(Entry { id, topic, event, data, epoch });
     }
     Ok(out)
 }
@@ -152,6 +159,7 @@ mod tests {
             entries,
             vec![Entry {
                 id: EntryId { n: 5, seq: 0 },
+                topic: None,
                 event: None,
                 data: "hi".into(),
                 epoch: Some("7".into())

@@ -92,7 +92,7 @@ const PUBLISH_SCRIPT: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then \
     local id = redis.call('INCR', KEYS[1]) \
     local epoch = redis.call('GET', KEYS[3]) or '' \
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], string.format('%.0f', id) .. '-0', \
-      'e', ARGV[1], 'd', ARGV[2], 'x', epoch) \
+      'e', ARGV[1], 'd', ARGV[2], 'x', epoch, 't', ARGV[5]) \
     return id";
 
 /// The outcome of a publish sent to Redis, for whoever waits on it (`waiter`: the tag the publish was
@@ -194,7 +194,7 @@ impl<W: Copy> Backplane<W> {
     }
 
     /// Sends a publish; returns false (nothing sent) while Redis is down or too far behind.
-    pub fn publish(&mut self, waiter: W, event: Option<&str>, data: &str) -> bool {
+    pub fn publish(&mut self, waiter: W, topic: Option<&str>, event: Option<&str>, data: &str) -> bool {
         if !self.up {
             return false;
         }
@@ -204,7 +204,7 @@ impl<W: Copy> Backplane<W> {
         }
         let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros()).to_string();
         let max_len = self.max_len.to_string();
-        let args: [&[u8]; 10] = [
+        let args: [&[u8]; 11] = [
             b"EVAL",
             PUBLISH_SCRIPT.as_bytes(),
             b"3",
@@ -215,6 +215,7 @@ impl<W: Copy> Backplane<W> {
             data.as_bytes(),
             max_len.as_bytes(),
             seed.as_bytes(),
+            topic.unwrap_or("").as_bytes(),
         ];
         link.send(&args, Expect::Publish(waiter), Instant::now());
         // Written at once: the link's writable edge came long ago and will not come again for this. A

@@ -72,7 +72,7 @@ impl<W: Copy> Backplane<W> {
 
     /// Appends entries to the hub, oldest first; ids must increase within an epoch.
     fn apply(&mut self, entries: Vec<Entry>, hub: &mut Hub) -> Result<(), Failure> {
-        for Entry { id, event, data, epoch } in entries {
+        for Entry { id, topic, event, data, epoch } in entries {
             let new_epoch = self.epoch.is_some() && epoch.is_some() && epoch != self.epoch;
             if let Some(last) = self.last_entry.filter(|last| !new_epoch && id <= *last) {
                 return Err(Failure::BadReply(format!("entry {} after {}", id.text(), last.text())));
@@ -84,7 +84,7 @@ impl<W: Copy> Backplane<W> {
             if epoch.is_some() {
                 self.epoch = epoch;
             }
-            hub.append(id.n, event.as_deref(), &data);
+            hub.append(id.n, topic.as_deref(), event.as_deref(), &data);
             self.last_entry = Some(id);
         }
         Ok(())

@@ -84,9 +84,8 @@ impl<S: Socket> Connection<S> {
                 if request.expect_continue && request.minor_version == 1 {
                     self.outbox.push_owned(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
                 }
-                let (event, length, persistence, then_stream) =
-                    (None, content_length, persistence, Some(options));
-                let body = PendingPublish { event, length, persistence, cors, then_stream };
+                let (topic, event, length, then_stream) = (None, None, content_length, Some(options));
+                let body = PendingPublish { topic, event, length, persistence, cors, then_stream };
                 let deadline = cx.clock.stamp(now + cx.config.request_timeout());
                 self.set_state(State::ReadingBody { deadline, publish: Box::new(body) }, cx, now);
             }
@@ -96,14 +95,14 @@ impl<S: Socket> Connection<S> {
                 self.outbox.push_owned(out);
                 self.start_draining(cx, now);
             }
-            Route::Publish { event, content_length } => {
+            Route::Publish { topic, event, content_length } => {
                 if request.expect_continue && request.minor_version == 1 {
                     // The client waits for this before sending its body (curl does for bodies > 1 KiB);
                     // an HTTP/1.0 client cannot have asked for it (RFC 9110 §10.1.1).
                     self.outbox.push_owned(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
                 }
                 let (length, persistence) = (content_length, keep_alive);
-                let publish = PendingPublish { event, length, persistence, cors, then_stream: None };
+                let publish = PendingPublish { topic, event, length, persistence, cors, then_stream: None };
                 let deadline = cx.clock.stamp(now + cx.config.request_timeout());
                 self.set_state(State::ReadingBody { deadline, publish: Box::new(publish) }, cx, now);
             }
@@ -193,9 +192,16 @@ impl<S: Socket> Connection<S> {
             self.refuse_and_close(cx, now, refusal);
             return;
         };
+        let topic = publish.topic.as_deref();
         if let Some(backplane) = cx.backplane.as_mut() {
+            // A topic new here must have room here too: every instance holds the topics it hears of.
+            if cx.hub.topics.find(topic).is_none() && !cx.hub.topics.has_room() {
+                cx.hub.topics.refused += 1;
+                self.refuse_and_close(cx, now, Refusal::TooManyTopics);
+                return;
+            }
             // Through Redis: the id and the answer come with Redis's reply (see `publish_answered`).
-            if !backplane.publish(self.key, publish.event.as_deref(), &data) {
+            if !backplane.publish(self.key, topic, publish.event.as_deref(), &data) {
                 self.refuse_and_close(
                     cx,
                     now,
@@ -207,7 +213,12 @@ impl<S: Socket> Connection<S> {
             self.set_state(State::AwaitingPublish { deadline, publish: Box::new(publish) }, cx, now);
             return;
         }
-        let id = cx.hub.publish(publish.event.as_deref(), &data);
+        // A topic nobody is on yet is made all the same: its event is kept for replay.
+        let Ok(topic) = cx.hub.topics.find_or_make(topic) else {
+            self.refuse_and_close(cx, now, Refusal::TooManyTopics);
+            return;
+        };
+        let id = cx.hub.publish(topic, publish.event.as_deref(), &data);
         self.answer_published(cx, now, id, &publish);
     }
 
@@ -244,8 +255,11 @@ impl<S: Socket> Connection<S> {
     /// The answer to a publish: 200 with the event's id.
     fn answer_published(&mut self, cx: &mut LoopContext, now: Instant, id: u64, publish: &PendingPublish) {
         cx.counters.publishes += 1;
-        log::debug!("{}: published event {id} ({} open streams here)", self.peer, cx.gauges.open_streams);
-        let body = format!("{{\"id\":\"{id}\",\"streams\":{}}}\n", cx.gauges.open_streams);
+        // The streams on its topic here (with the backplane, other instances' streams get it too).
+        let topics = &cx.hub.topics;
+        let streams = topics.find(publish.topic.as_deref()).and_then(|t| topics.get(t)).map_or(0, |t| t.live());
+        log::debug!("{}: published event {id} ({streams} streams on its topic here)", self.peer);
+        let body = format!("{{\"id\":\"{id}\",\"streams\":{streams}}}\n");
         let a = Answer {
             status: 200,
             content_type: "application/json",

@@ -286,13 +286,14 @@ impl<S: Socket> Connection<S> {
         if let State::Streaming(stream) = &mut self.state {
             stream.cursor = cx.hub.normalize(stream.cursor);
         }
+        let subscription = cx.hub.topics.subscription(self.key.slot);
         let (result, progress) = match &mut self.state {
-            State::Streaming(stream) if stream.cursor < cx.hub.next_id() => {
-                let Some(backlog) = cx.hub.frames_from(stream.cursor) else {
+            State::Streaming(stream) if cx.hub.owes(subscription, stream.cursor) => {
+                let Some(backlog) = cx.hub.backlog(subscription, stream.cursor) else {
                     return Err(CloseReason::FellBehind);
                 };
                 let (result, progress) = self.outbox.flush_with(&mut self.socket, backlog);
-                stream.cursor += progress.frames as u64;
+                stream.cursor = cx.hub.advance(subscription, stream.cursor, progress.frames);
                 stream.events = stream.events.saturating_add(progress.frames as u32);
                 cx.counters.events_sent += progress.frames as u64;
                 (result, progress)

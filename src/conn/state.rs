@@ -73,6 +73,8 @@ pub enum State {
 /// A publish whose body is arriving, or whose id is awaited from the backplane.
 #[derive(Debug)]
 pub struct PendingPublish {
+    /// The topic (`?topic=`); none: the default topic.
+    pub topic: Option<String>,
     /// The event name (`?event=`), if any.
     pub event: Option<String>,
     /// The body's length (`Content-Length`).
@@ -140,7 +142,8 @@ impl<S> Connection<S> {
         match (&old, &self.state) {
             (State::Streaming(_), State::Streaming(_)) => {}
             (_, State::Streaming(stream)) => {
-                let replay = cx.hub.next_id().saturating_sub(stream.cursor);
+                let subscription = cx.hub.topics.subscription(self.key.slot);
+                let replay = cx.hub.owed(subscription, stream.cursor).count();
                 cx.counters.streams_opened += 1;
                 cx.gauges.open_streams += 1;
                 cx.gauges.shaped_bytes_per_s += stream.shaped_bytes_per_s(&cx.config);
@@ -161,6 +164,7 @@ impl<S> Connection<S> {
                     _ if cx.shutting_down() => "shutdown", // ended by the server, with a `retry:`
                     _ => "count_reached",                  // a finite /home/stream
                 };
+                cx.hub.topics.unsubscribe(self.key.slot);
                 cx.counters.streams_closed += 1;
                 cx.gauges.open_streams -= 1;
                 cx.gauges.shaped_bytes_per_s -= stream.shaped_bytes_per_s(&cx.config);

@@ -22,6 +22,7 @@ use super::{Connection, Next, Socket};
 use crate::clock;
 use crate::config::Config;
 use crate::context::LoopContext;
+use crate::http::refusal::Refusal;
 use crate::http::response::{self, Cors};
 use crate::hub;
 use crate::metrics::CloseReason;
@@ -42,8 +43,13 @@ impl<S: Socket> Connection<S> {
         options: StreamOptions,
         cors: Option<&Cors>,
     ) {
-        let resume = cx.hub.resume(options.last_event_id);
-        let replay = cx.hub.next_id() - resume.cursor;
+        // On its topics first: with no room for a new topic, the request is refused before any byte.
+        let Ok(subscription) = cx.hub.topics.subscribe(self.key, &options.topics) else {
+            self.refuse_and_close(cx, now, Refusal::TooManyTopics);
+            return;
+        };
+        let resume = cx.hub.resume(subscription, options.last_event_id);
+        let replay = cx.hub.owed(subscription, resume.cursor).count() as u64;
         let mut out = Vec::with_capacity(320);
         response::event_stream_head(&mut out, cx.dates.get(SystemTime::now()), cors);
         sse::write_comment(&mut out, "ok");
@@ -199,18 +205,19 @@ impl<S: Socket> Connection<S> {
     /// whose cursor fell off the ring is closed now rather than at its next write.
     pub fn catch_up(&mut self, cx: &mut LoopContext, now: Instant) -> Next {
         let State::Streaming(stream) = &self.state else { return Next::Wait };
-        if cx.hub.lag_bytes(stream.cursor).is_none() {
+        let subscription = cx.hub.topics.subscription(self.key.slot);
+        if cx.hub.fell_behind(subscription, stream.cursor) {
             return Next::Close(CloseReason::FellBehind);
         }
         if self.outbox.is_empty()
-            && stream.cursor < cx.hub.next_id()
+            && cx.hub.owes(subscription, stream.cursor)
             && let Err(reason) = self.flush(cx, now)
         {
             return Next::Close(reason);
         }
         // What is still owed after writing all the kernel would take.
         let State::Streaming(stream) = &self.state else { return Next::Wait };
-        let Some(lag) = cx.hub.lag_bytes(stream.cursor) else {
+        let Some(lag) = cx.hub.lag_bytes(subscription, stream.cursor) else {
             return Next::Close(CloseReason::FellBehind);
         };
         let pending = lag + self.outbox.pending_bytes() as u64;
@@ -254,10 +261,13 @@ impl<S: Socket> Connection<S> {
         true
     }
 
-    /// Whether this stream has nothing owed: its outbox is empty and its cursor is at the ring's end.
+    /// Whether this stream has nothing owed: its outbox is empty and no frame of its topics waits.
     fn caught_up(&self, cx: &LoopContext) -> bool {
         match &self.state {
-            State::Streaming(stream) => self.outbox.is_empty() && stream.cursor == cx.hub.next_id(),
+            State::Streaming(stream) => {
+                self.outbox.is_empty()
+                    && !cx.hub.owes(cx.hub.topics.subscription(self.key.slot), stream.cursor)
+            }
             _ => false,
         }
     }

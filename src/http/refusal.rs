@@ -53,6 +53,8 @@ pub enum Refusal {
     BackplaneUnavailable(&'static str),
     /// `503`: shaped streams already ask for all of `--max-shaped-bytes-per-s`.
     ShapedBudgetExhausted,
+    /// `503`: the topic does not exist and `--max-topics` already exist.
+    TooManyTopics,
     /// `504`: Redis did not answer a publish in time: the event may or may not be delivered.
     PublishOutcomeUnknown,
     /// `505`: not HTTP/1.0 or HTTP/1.1.
@@ -96,6 +98,13 @@ impl Refusal {
                 Some(("Retry-After", RETRY_AFTER_S)),
                 false,
                 Debug,
+            ),
+            Refusal::TooManyTopics => (
+                503,
+                "the server holds as many topics as it may (--max-topics)",
+                Some(("Retry-After", RETRY_AFTER_S)),
+                false,
+                Info,
             ),
             Refusal::PublishOutcomeUnknown => (
                 504,
@@ -178,6 +187,7 @@ mod tests {
             Refusal::MisdirectedRequest,
             Refusal::ShapedBudgetExhausted,
             Refusal::PublishOutcomeUnknown,
+            Refusal::TooManyTopics,
         ];
         for refusal in all {
             let m = refusal.meaning();

@@ -29,7 +29,7 @@ impl Rig {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("redis://{}", listener.local_addr().unwrap());
         let mut backplane = Backplane::<u32>::new(&url, 100).unwrap();
-        let (poll, mut hub) = (Poll::new().unwrap(), Hub::following(100, 1 << 20, 1 << 30));
+        let (poll, mut hub) = (Poll::new().unwrap(), Hub::following(100, 1 << 20, 1 << 30, 1000));
         let now = Instant::now() + Duration::from_millis(10);
         backplane.on_deadline(poll.registry(), &mut hub, now); // the first connection is due at once
         let (command, _) = listener.accept().unwrap();
@@ -87,8 +87,8 @@ fn read_command(socket: &mut TcpStream) -> Vec<String> {
 #[test]
 fn a_publish_gets_the_id_of_its_own_reply() {
     let mut rig = Rig::new();
-    assert!(rig.backplane.publish(7, None, "a"));
-    assert!(rig.backplane.publish(8, None, "b"));
+    assert!(rig.backplane.publish(7, None, None, "a"));
+    assert!(rig.backplane.publish(8, None, None, "b"));
     rig.command.write_all(b":41\r\n:42\r\n").unwrap();
     let done = rig.event(BACKPLANE_COMMAND);
     assert_eq!(done, vec![Published { waiter: 7, result: Ok(41) }, Published { waiter: 8, result: Ok(42) }]);
@@ -98,7 +98,7 @@ fn a_publish_gets_the_id_of_its_own_reply() {
 fn a_command_link_silent_past_its_limit_is_down_and_its_publishes_fail() {
     let mut rig = Rig::new();
     let sent = Instant::now();
-    assert!(rig.backplane.publish(7, None, "a"));
+    assert!(rig.backplane.publish(7, None, None, "a"));
     let limit = rig.backplane.deadline().unwrap();
     assert!(limit >= sent + COMMAND_LIMIT && limit <= Instant::now() + COMMAND_LIMIT, "the publish's limit");
     assert_eq!(rig.tick(limit - Duration::from_millis(1)), vec![]);
@@ -107,7 +107,7 @@ fn a_command_link_silent_past_its_limit_is_down_and_its_publishes_fail() {
     assert_eq!(done.len(), 1);
     assert!(done[0].result.is_err());
     assert!(!rig.backplane.is_up());
-    assert!(!rig.backplane.publish(9, None, "refused while down"));
+    assert!(!rig.backplane.publish(9, None, None, "refused while down"));
     assert!(rig.backplane.deadline().unwrap() <= limit + Duration::from_millis(100), "a reconnection");
 }
 
@@ -186,7 +186,7 @@ fn a_connect_that_does_not_complete_in_time_is_given_up() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut backplane =
         Backplane::<u32>::new(&format!("redis://{}", listener.local_addr().unwrap()), 10).unwrap();
-    let (poll, mut hub) = (Poll::new().unwrap(), Hub::following(10, 1 << 20, 1 << 20));
+    let (poll, mut hub) = (Poll::new().unwrap(), Hub::following(10, 1 << 20, 1 << 20, 1000));
     let now = Instant::now() + Duration::from_millis(10);
     let _ = backplane.on_deadline(poll.registry(), &mut hub, now);
     // No writable event is handled: as far as the backplane knows, the connect is still under way.

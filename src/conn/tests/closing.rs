@@ -92,7 +92,7 @@ fn shutdown_lets_a_stream_send_what_it_owes_first() {
     h.readable();
     h.take_written();
     h.allow_writes(Some(0));
-    h.cx.hub.publish(None, "owed");
+    h.cx.hub.publish(crate::hub::DEFAULT_TOPIC, None, "owed");
     h.conn.catch_up(&mut h.cx, h.now);
     h.cx.shutdown_spread_ms = Some(2000);
     h.conn.on_shutdown(&mut h.cx, h.now);

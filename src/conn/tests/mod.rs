@@ -10,6 +10,7 @@
 //! | `streaming`   | `Streaming`: ticks on their grid, stalls, heartbeats, catch-up, input      |
 //! | `closing`     | `Draining`, `Lingering`, `Closed`: lingering close, shutdown, resets       |
 //! | `tls`         | the TLS socket: handshake, close_notify, alerts, a full kernel, over a fake |
+//! | `topics`      | `Streaming` on topics: isolation, ticks, one Last-Event-ID, limits, leaving |
 
 mod closing;
 mod finite;
@@ -17,6 +18,7 @@ mod publishing;
 mod requests;
 mod streaming;
 mod tls;
+mod topics;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};

@@ -78,7 +78,7 @@ fn a_silent_stream_gets_a_heartbeat() {
 #[test]
 fn published_events_catch_up_after_a_partial_write_in_order_without_duplicates() {
     let mut h = streaming(&["--interval-ms", "0", "--heartbeat-ms", "0"]);
-    let ids: Vec<u64> = (0..5).map(|i| h.cx.hub.publish(None, &format!("event {i}"))).collect();
+    let ids: Vec<u64> = (0..5).map(|i| h.cx.hub.publish(crate::hub::DEFAULT_TOPIC, None, &format!("event {i}"))).collect();
     h.allow_writes(Some(30)); // the first event and a bit
     assert_eq!(h.conn.catch_up(&mut h.cx, h.now), Next::Wait);
     assert_eq!(h.socket().written.len(), 30);
@@ -98,7 +98,7 @@ fn published_events_catch_up_after_a_partial_write_in_order_without_duplicates()
 fn a_stream_that_cannot_write_for_the_stall_timeout_is_closed() {
     let mut h = streaming(&["--interval-ms", "0", "--heartbeat-ms", "0", "--write-stall-timeout-ms", "2000"]);
     h.allow_writes(Some(0));
-    h.cx.hub.publish(None, "stuck");
+    h.cx.hub.publish(crate::hub::DEFAULT_TOPIC, None, "stuck");
     h.conn.catch_up(&mut h.cx, h.now);
     assert_eq!(h.fire_deadline(), Next::Close(CloseReason::WriteTimeout));
 }
@@ -109,7 +109,7 @@ fn a_stream_too_far_behind_is_dropped_as_a_slow_reader() {
     h.allow_writes(Some(0));
     let body = "x".repeat(1000);
     for _ in 0..5 {
-        h.cx.hub.publish(None, &body);
+        h.cx.hub.publish(crate::hub::DEFAULT_TOPIC, None, &body);
     }
     assert_eq!(h.conn.catch_up(&mut h.cx, h.now), Next::Close(CloseReason::SlowReader));
 }
