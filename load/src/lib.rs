@@ -45,4 +45,5 @@ pub mod publisher;
 pub mod report;
 pub mod target;
 pub mod tls;
+pub mod topics;
 pub mod verdict;

@@ -8,7 +8,7 @@
 //! `401` and closes must show as `401`, not as a close); a refused publish is kept as
 //! `publish: STATUS REASON` for the report.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
@@ -31,6 +31,10 @@ pub struct Publisher {
     pub refused: u64,
     /// Refused publishes by status (`publish: 401 Unauthorized`), until the driver takes them.
     refusals: BTreeMap<String, u64>,
+    /// The tag (a topic) of each request not answered yet, oldest first: answers come in order.
+    tags: VecDeque<Option<u32>>,
+    /// Accepted publishes by tag, until the driver takes them.
+    accepted_tags: Vec<u32>,
 }
 
 impl Publisher {
@@ -55,25 +59,33 @@ impl Publisher {
             accepted: 0,
             refused: 0,
             refusals: BTreeMap::new(),
+            tags: VecDeque::new(),
+            accepted_tags: Vec::new(),
         })
     }
 
-    /// Queues one `POST` of `body` and writes what the socket takes.
-    pub fn send(&mut self, target: &Target, body: &str) -> Result<(), String> {
+    /// Queues one `POST` of `body` to `path` (the target's, or a topic's) and writes what the socket
+    /// takes. `tag` (a topic) comes back with its answer if it is accepted ([`Publisher::take_accepted_tags`]).
+    pub fn send(&mut self, target: &Target, path: &str, body: &str, tag: Option<u32>) -> Result<(), String> {
         let request = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-            target.path,
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
             target.authority,
             body.len()
         );
         self.out.extend_from_slice(request.as_bytes());
         self.sent += 1;
+        self.tags.push_back(tag);
         self.drive(&mut [0u8; 4096])
     }
 
     /// The refused publishes counted since the last call, by status.
     pub fn take_refusals(&mut self) -> BTreeMap<String, u64> {
         std::mem::take(&mut self.refusals)
+    }
+
+    /// The tags of the publishes accepted since the last call.
+    pub fn take_accepted_tags(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.accepted_tags)
     }
 
     /// Requests sent and not answered yet.
@@ -166,9 +178,16 @@ impl Publisher {
             if self.inbuf.len() < head_len + length {
                 return Ok(());
             }
+            let tag = match response.code {
+                Some(100) => None,
+                _ => self.tags.pop_front().flatten(),
+            };
             match response.code {
                 Some(100) => {} // the go-ahead for a body: not an answer
-                Some(code) if (200..300).contains(&code) => self.accepted += 1,
+                Some(code) if (200..300).contains(&code) => {
+                    self.accepted += 1;
+                    self.accepted_tags.extend(tag);
+                }
                 code => {
                     self.refused += 1;
                     let status = format!("publish: {} {}", code.unwrap_or(0), response.reason.unwrap_or(""));

@@ -55,8 +55,9 @@ enum Op {
     Ne,
 }
 
-const COUNTS: [&str; 11] = [
+const COUNTS: [&str; 12] = [
     "refused",
+    "wrong_topic",
     "failures",
     "drops",
     "publish_failures",
@@ -196,6 +197,7 @@ fn measure(report: &Report, key: &str, percent: bool) -> Option<f64> {
         ("drops", _) => report.drop_count() as f64,
         ("publish_failures", _) => report.publish_failure_count() as f64,
         ("missing", _) => report.ids.missing as f64,
+        ("wrong_topic", _) => report.topics.wrong_topic as f64,
         ("duplicates", _) => report.ids.duplicates as f64,
         ("decreases", _) => report.ids.decreases as f64,
         ("jumps", _) => report.ids.jumps as f64,
@@ -212,6 +214,9 @@ fn measure(report: &Report, key: &str, percent: bool) -> Option<f64> {
 /// The checks a run gets without being asked, for its mode.
 fn default_checks(report: &Report) -> Vec<Threshold> {
     let mut texts = vec!["failures==0", "missing==0", "duplicates==0", "decreases==0"];
+    if report.topics.count() > 0 {
+        texts.push("wrong_topic==0");
+    }
     match report.mode.as_str() {
         "churn" => texts.push("cycles>=100%"),
         // Open arrivals: every scheduled stream started (none refused) and ran to its end.

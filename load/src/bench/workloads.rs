@@ -152,6 +152,7 @@ fn plan(mode: Mode, server: &Server, streams: usize) -> Plan {
         slow_share: 0.0,
         tick_interval_ms: 0,
         ids: crate::ids::IdCheck::Sequential,
+        topics: None,
         until_data: None,
         samples: None,
         go: None,

@@ -176,6 +176,8 @@ pub struct StreamArgs {
     /// repeats, by value). A jump across a reconnection (a server restart) is counted apart.
     #[arg(long, value_enum, default_value_t = IdCheck::Increasing)]
     pub ids: IdCheck,
+    #[command(flatten)]
+    pub topics: crate::topics::TopicArgs,
 }
 
 /// Browser-like reconnection (storm always reconnects).
@@ -345,7 +347,7 @@ impl TargetArgs {
 impl StreamArgs {
     /// Worker `worker`'s flags, with its share of the streams and of the ramp.
     pub fn to_args(&self, procs: u64, worker: u64) -> Vec<String> {
-        vec![
+        let mut args: Vec<String> = vec![
             "--streams".into(),
             share_of(self.streams as u64, procs, worker).to_string(),
             "--ramp".into(),
@@ -356,7 +358,9 @@ impl StreamArgs {
             self.tick_interval_ms.to_string(),
             "--ids".into(),
             self.ids.name().into(),
-        ]
+        ];
+        args.extend(self.topics.to_args(procs, worker));
+        args
     }
 }
 

@@ -150,6 +150,7 @@ impl Job {
             slow_share: streams.map_or(0.0, |s| s.slow_share),
             tick_interval_ms: streams.map_or(0, |s| s.tick_interval_ms),
             ids: streams.map_or(IdCheck::default(), |s| s.ids),
+            topics: streams.and_then(|s| s.topics.spread()).map(std::sync::Arc::new),
             until_data: self.target.request.until_data.clone(),
             samples: None,
             go: None,

@@ -30,6 +30,8 @@ use slab::Slab;
 
 use crate::client::{Scratch, Seen};
 use crate::report::{Report, Sample};
+use crate::target::Target;
+use crate::topics::{self, TopicTally};
 use publishing::Publishing;
 use retry_queue::RetryQueue;
 use subscribers::Sub;
@@ -86,6 +88,8 @@ struct Driver {
     /// This second's sample so far, and the cumulative counts at its start.
     second: Sample,
     second_base: timeline::Counts,
+    /// With `--topics`: the stream target of each topic (its URL with `topic=tK`), made once.
+    topic_targets: Vec<Target>,
 }
 
 impl Driver {
@@ -106,6 +110,18 @@ impl Driver {
             Mode::Fanout(fanout) => Some(Publishing::new((**fanout).clone())),
             _ => None,
         };
+        let mut report = report;
+        let topic_targets = match &plan.topics {
+            Some(spread) => {
+                report.topics = TopicTally::new(spread);
+                let on = |topic| Target {
+                    path: topics::with_topic(&plan.target.path, topic),
+                    ..plan.target.clone()
+                };
+                (0..spread.count()).map(on).collect()
+            }
+            None => Vec::new(),
+        };
         Ok(Driver {
             poll: Poll::new()?,
             subs: Slab::with_capacity(streams),
@@ -123,6 +139,7 @@ impl Driver {
             settled: 0,
             stopped: 0,
             again: Vec::new(),
+            topic_targets,
             next_timeout_check: Instant::now(),
             second: Sample::default(),
             second_base: timeline::Counts::default(),
@@ -245,9 +262,18 @@ impl Driver {
             // not know that, and expects every event (the merge puts the publisher's count in).
             let subscribers = self.subs.iter().filter(|(_, s)| !s.stopped).count() as u64;
             self.report.subscribers = subscribers;
+            for (_, sub) in self.subs.iter().filter(|(_, s)| !s.stopped) {
+                if let Some(streams) = self.report.topics.streams.get_mut(sub.topic as usize) {
+                    *streams += 1;
+                }
+            }
             let published =
                 if publishing.settings.publishes { self.report.publish_accepted } else { publishing.count };
-            self.report.expected = published * subscribers;
+            self.report.expected = if self.plan.topics.is_some() {
+                self.report.topics.expected()
+            } else {
+                published * subscribers
+            };
             if let (Some(start), Some(end)) = (publishing.started, self.last_delivery) {
                 self.report.delivery_window_s = end.saturating_duration_since(start).as_secs_f64();
             }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::client::Target;
 use crate::ids::IdCheck;
 use crate::report::Sample;
+use crate::topics::Spread;
 
 /// Everything a run needs to know.
 #[derive(Debug, Clone)]
@@ -38,6 +39,8 @@ pub struct Plan {
     pub tick_interval_ms: u64,
     /// How event ids are checked.
     pub ids: IdCheck,
+    /// With `--topics`: which topic each stream and each publish is on.
+    pub topics: Option<Arc<Spread>>,
     /// An event whose data is this completes its stream (`[DONE]`): the client closes it.
     pub until_data: Option<String>,
     /// Where each second's [`Sample`] goes (progress line, time series, a `--procs` parent), if anywhere.

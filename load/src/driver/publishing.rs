@@ -21,6 +21,7 @@ use super::plan::Fanout;
 use super::stamps::{stamped_body, unix_ns};
 use super::{Driver, PUBLISHER};
 use crate::publisher::Publisher;
+use crate::topics;
 
 /// Publishes sent per loop turn at most.
 const PUBLISHES_PER_TURN: usize = 1000;
@@ -124,11 +125,16 @@ impl Driver {
             }
             let intended_ns =
                 unix_ns().saturating_sub(now.saturating_duration_since(intended).as_nanos() as u64);
-            let body = stamped_body(self.report.published, intended_ns, publishing.settings.payload_bytes);
+            let seq = self.report.published;
+            let topic = self.plan.topics.as_ref().map(|spread| spread.publish_topic(seq));
+            let body = stamped_body(seq, intended_ns, publishing.settings.payload_bytes, topic);
+            let target = &publishing.settings.target;
+            let topic_path = topic.map(|topic| topics::with_topic(&target.path, topic));
+            let path = topic_path.as_deref().unwrap_or(&target.path);
             let Some(publisher) = publishing.publisher.as_mut() else { return };
             self.report.published += 1;
             budget -= 1;
-            if let Err(why) = publisher.send(&publishing.settings.target, &body) {
+            if let Err(why) = publisher.send(target, path, &body, topic) {
                 self.publisher_failed(now, &why);
                 return;
             }
@@ -141,6 +147,11 @@ impl Driver {
         let Some(publishing) = self.publishing.as_mut() else { return };
         let Some(publisher) = publishing.publisher.as_mut() else { return };
         self.report.publish_accepted = publisher.accepted;
+        for topic in publisher.take_accepted_tags() {
+            if let Some(accepted) = self.report.topics.accepted.get_mut(topic as usize) {
+                *accepted += 1;
+            }
+        }
         for (status, n) in publisher.take_refusals() {
             *self.report.publish_failures.entry(status).or_default() += n;
         }

@@ -21,6 +21,7 @@ use super::Driver;
 use super::plan::{Mode, ReadyOn};
 use super::stamps::{Clock, DAY_MS, ideal_tick_ms, lateness_ms, publish_stamp, tick_time};
 use crate::client::Seen;
+use crate::topics;
 
 impl Driver {
     /// Counts one thing `slot`'s current client saw, at `clock` (read once per read batch: the events
@@ -89,6 +90,9 @@ impl Driver {
             _ => true,
         };
         if let Some(sent_ns) = publish_stamp(data).filter(|_| new) {
+            if !self.on_its_topic(slot, data) {
+                return;
+            }
             self.record_delivery(clock, sent_ns);
         } else if self.plan.tick_interval_ms > 0
             && let Some(tick_ms) = tick_time(data)
@@ -102,6 +106,21 @@ impl Driver {
             return self.on_completed(slot, clock.now, true);
         }
         self.on_ready(slot, ReadyOn::Event);
+    }
+
+    /// With `--topics`: whether a published event came on its stream's topic (counted per topic); one
+    /// that did not is an error, not a delivery.
+    fn on_its_topic(&mut self, slot: usize, data: &str) -> bool {
+        let Some(spread) = &self.plan.topics else { return true };
+        let (expected, got) = (self.subs.get(slot).map_or(0, |sub| sub.topic), topics::topic_of(data));
+        if got != Some(expected) || expected >= spread.count() {
+            self.report.topics.wrong_topic += 1;
+            return false;
+        }
+        if let Some(delivered) = self.report.topics.delivered.get_mut(expected as usize) {
+            *delivered += 1;
+        }
+        true
     }
 
     /// Churn: the stream reached what counts as ready (a head, a comment or an event): its cycle is done.

@@ -10,10 +10,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Milliseconds in a day: times of day wrap here.
 pub const DAY_MS: u64 = 86_400_000;
 
-/// A fan-out event's data: `seq=N t=UNIX_NS`, padded with a space and `x`s to `payload_bytes`.
-/// `intended_ns` is the event's scheduled send time, so latency includes any stall of the publisher.
-pub fn stamped_body(seq: u64, intended_ns: u64, payload_bytes: usize) -> String {
+/// A fan-out event's data: `seq=N t=UNIX_NS` (and ` k=TOPIC` with topics), padded with a space and
+/// `x`s to `payload_bytes`. `intended_ns` is the event's scheduled send time, so latency includes any
+/// stall of the publisher.
+pub fn stamped_body(seq: u64, intended_ns: u64, payload_bytes: usize, topic: Option<u32>) -> String {
     let mut body = format!("seq={seq} t={intended_ns}");
+    if let Some(topic) = topic {
+        body.push_str(&format!(" k={topic}"));
+    }
     if body.len() < payload_bytes {
         body.push(' ');
         body.extend(std::iter::repeat_n('x', payload_bytes - body.len()));
@@ -90,11 +94,13 @@ mod tests {
 
     #[test]
     fn a_stamped_body_is_padded_and_reads_back() {
-        let body = stamped_body(7, 1_795_678_000_000_000_000, 64);
+        let body = stamped_body(7, 1_795_678_000_000_000_000, 64, None);
         assert_eq!(body.len(), 64);
         assert!(body.starts_with("seq=7 t=1795678000000000000 x"), "{body}");
         assert_eq!(publish_stamp(&body), Some(1_795_678_000_000_000_000));
-        assert_eq!(stamped_body(7, 5, 0), "seq=7 t=5", "never cut to fit");
+        assert_eq!(stamped_body(7, 5, 0, None), "seq=7 t=5", "never cut to fit");
+        assert_eq!(stamped_body(7, 5, 0, Some(3)), "seq=7 t=5 k=3");
+        assert_eq!(publish_stamp("seq=7 t=5 k=3 xx"), Some(5));
     }
 
     #[test]

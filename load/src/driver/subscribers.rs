@@ -38,7 +38,8 @@ pub(super) struct Sub {
     pub(super) client: Option<Client>,
     /// The parser of the last attempt, kept for the next (its last event id), and its retry time.
     parser: Option<Box<Parser>>,
-    retry_ms: u64,
+    /// (32 bits: a `retry:` of 49 days is plenty, and the table entry stays small.)
+    retry_ms: u32,
     /// The stream's ids so far, checked across its attempts.
     pub(super) ids: StreamIds,
     /// Attempts made (the first is a connect, the others reconnects).
@@ -62,6 +63,8 @@ pub(super) struct Sub {
     /// saturating: 71 minutes; a `u32`, so the table entry stays small).
     pub(super) events: u32,
     pub(super) last_event_us: u32,
+    /// Its topic, with `--topics` (an index into the run's topics; 0 otherwise).
+    pub(super) topic: u32,
 }
 
 impl Driver {
@@ -127,6 +130,7 @@ impl Driver {
                 ticks: 0,
                 events: 0,
                 last_event_us: 0,
+                topic: self.plan.topics.as_ref().map_or(0, |spread| spread.stream_topic(n as u64)),
             });
             self.opened += 1;
             self.report.opened += 1;
@@ -142,12 +146,12 @@ impl Driver {
         self.report.attempts += 1;
         sub.attempts += 1;
         sub.got_event = false;
-        let retry = Duration::from_millis(sub.retry_ms);
+        let retry = Duration::from_millis(sub.retry_ms.into());
         // Streams are spread over every address the host resolved to.
-        let addrs = &self.plan.target.addrs;
-        let addr = addrs.get(slot % addrs.len().max(1)).copied().unwrap_or(self.plan.target.addr);
-        let cause = match Client::connect(&self.plan.target, addr, sub.source, parser, sub.retry_ms, sub.slow)
-        {
+        let target = self.topic_targets.get(sub.topic as usize).unwrap_or(&self.plan.target);
+        let addrs = &target.addrs;
+        let addr = addrs.get(slot % addrs.len().max(1)).copied().unwrap_or(target.addr);
+        let cause = match Client::connect(target, addr, sub.source, parser, sub.retry_ms.into(), sub.slow) {
             Ok(mut client) => {
                 let interest = Interest::READABLE | Interest::WRITABLE;
                 match self.poll.registry().register(&mut client.socket, Token(slot), interest) {
@@ -221,7 +225,7 @@ impl Driver {
         let Some(sub) = self.subs.get_mut(slot) else { return };
         if let Some(mut client) = sub.client.take() {
             let _ = self.poll.registry().deregister(&mut client.socket);
-            sub.retry_ms = client.retry_ms;
+            sub.retry_ms = u32::try_from(client.retry_ms).unwrap_or(u32::MAX);
             sub.parser = Some(client.parser);
         }
     }
@@ -302,7 +306,7 @@ impl Driver {
             }
             // Not back: its reconnection was due and it is not streaming. One dropped less than its
             // `retry:` time ago has not been asked to be back yet.
-            let due = sub.dropped_at.is_some_and(|at| now >= at + Duration::from_millis(sub.retry_ms));
+            let due = sub.dropped_at.is_some_and(|at| now >= at + Duration::from_millis(sub.retry_ms.into()));
             if due && !sub.stopped {
                 self.report.not_back += 1;
             }

@@ -62,6 +62,7 @@ pub fn summary(r: &Report, checks: &[Check], code: u8, with_histograms: bool) ->
             "largest_jump": r.ids.largest_jump,
             "unchecked": r.ids.unchecked,
         },
+        "topics": topics(r),
         "reconnects": r.reconnects,
         "connect_retries": r.connect_retries,
         "not_back": r.not_back,
@@ -97,4 +98,26 @@ pub fn summary(r: &Report, checks: &[Check], code: u8, with_histograms: bool) ->
         });
     }
     Value::to_string(&out)
+}
+
+/// The per-topic figures (`null` without `--topics`): how streams and deliveries spread over the topics.
+fn topics(r: &Report) -> serde_json::Value {
+    let t = &r.topics;
+    if t.count() == 0 {
+        return serde_json::Value::Null;
+    }
+    let delivered = t.delivered_per_topic();
+    json!({
+        "count": t.count(),
+        "dist": t.dist,
+        "with_streams": t.streams.iter().filter(|s| **s > 0).count(),
+        "streams_per_topic": { "min": t.streams.iter().min(), "max": t.streams.iter().max() },
+        "deliveries_per_topic": {
+            "min": delivered.min(),
+            "p50": delivered.at(0.5),
+            "p99": delivered.at(0.99),
+            "max": delivered.max(),
+        },
+        "wrong_topic": t.wrong_topic,
+    })
 }

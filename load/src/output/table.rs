@@ -106,6 +106,32 @@ pub fn table(r: &Report, checks: &[Check], code: u8) -> String {
         if ids.unchecked > 0 {
             row("ids not numbers", format!("{} (compared by value only)", ids.unchecked));
         }
+        if r.topics.count() > 0 {
+            let t = &r.topics;
+            let delivered = t.delivered_per_topic();
+            row(
+                "topics",
+                format!(
+                    "{} ({}; {} with streams, {}..{} streams each) · {} on the wrong topic",
+                    t.count(),
+                    t.dist,
+                    t.streams.iter().filter(|s| **s > 0).count(),
+                    t.streams.iter().min().unwrap_or(&0),
+                    t.streams.iter().max().unwrap_or(&0),
+                    t.wrong_topic
+                ),
+            );
+            row(
+                "deliveries per topic",
+                format!(
+                    "min {} · p50 {} · p99 {} · max {}",
+                    delivered.min(),
+                    delivered.at(0.5),
+                    delivered.at(0.99),
+                    delivered.max()
+                ),
+            );
+        }
         row("reconnects", r.reconnects.to_string());
         if r.connect_retries > 0 {
             row(

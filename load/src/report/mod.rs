@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{IdCheck, IdTally};
+use crate::topics::TopicTally;
 
 pub mod histo;
 pub mod sample;
@@ -102,6 +103,9 @@ pub struct Report {
     /// Tick receipt minus its ideal time on the stream's grid, ms, in steady state (from a second after
     /// every stream connected).
     pub tick_lateness_ms: Histo,
+    /// With `--topics`: streams, accepted publishes and deliveries per topic, and events on the wrong one.
+    #[serde(default)]
+    pub topics: TopicTally,
 }
 
 impl Report {
@@ -191,8 +195,12 @@ impl Report {
         ] {
             mine.merge(theirs);
         }
-        // Only one process publishes; every subscriber of every process expects what it got accepted.
-        if self.mode == "fanout" {
+        self.topics.merge(&other.topics);
+        // Only one process publishes; every subscriber of every process expects what it got accepted
+        // (with topics: on its topic).
+        if self.topics.count() > 0 {
+            self.expected = self.topics.expected();
+        } else if self.mode == "fanout" {
             self.expected = self.publish_accepted * self.subscribers;
         } else {
             self.expected += other.expected;
