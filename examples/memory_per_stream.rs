@@ -2,8 +2,11 @@
 //! memory per stream, with N streams held open, and checks that every one of them keeps ticking.
 //!
 //! ```text
-//! cargo run --release --example memory_per_stream -- [--tls] [STREAMS] [INTERVAL_MS]
+//! cargo run --release --example memory_per_stream -- [--tls] [--topics K] [STREAMS] [INTERVAL_MS]
 //! ```
+//!
+//! With `--topics K` stream i is on topic `t{i mod K}` (`?topic=`): the difference with a run on the
+//! default topic is what K topics cost, each with its subscribers' list.
 //!
 //! With `--tls` the server speaks HTTPS (a certificate made here with rcgen, ECDSA P-256) and each stream
 //! is a rustls client (TLS 1.3); STREAMS defaults to 5,000 then, as every client's TLS state lives in this
@@ -30,6 +33,10 @@ impl<T: Read + Write> Client for T {}
 fn main() {
     let mut args = std::env::args().skip(1).peekable();
     let tls = args.next_if(|a| a == "--tls").is_some();
+    let topics: usize = match args.next_if(|a| a == "--topics") {
+        Some(_) => args.next().and_then(|k| k.parse().ok()).filter(|k| *k > 0).expect("--topics K: a count"),
+        None => 0,
+    };
     let default_streams = if tls { 5_000 } else { 19_000 };
     let streams: usize = args.next().map_or(default_streams, |a| a.parse().expect("STREAMS is a number"));
     let interval_ms: u64 = args.next().map_or(1_000, |a| a.parse().expect("INTERVAL_MS is a number"));
@@ -42,6 +49,7 @@ fn main() {
     let cert = tls.then(TestCert::new);
     let mut server = Command::new(exe)
         .args(["--listen", "127.0.0.1:0", "--interval-ms", &interval_ms.to_string(), "--log-level", "warn"])
+        .args(["--max-topics", &(topics + 1).max(100_000).to_string()])
         .args(cert.as_ref().map_or(Vec::new(), TestCert::flags))
         .args(["--static-dir", concat!(env!("CARGO_MANIFEST_DIR"), "/static")])
         .stderr(Stdio::piped())
@@ -69,7 +77,9 @@ fn main() {
             Some(cert) => Box::new(cert.connect(tcp)),
             None => Box::new(tcp),
         };
-        stream.write_all(b"GET /home/events HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+        let query = if topics > 0 { format!("?topic=t{}", i % topics) } else { String::new() };
+        let request = format!("GET /home/events{query} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
         conns.push(stream);
     }
     let mut failures = 0;
@@ -101,6 +111,9 @@ fn main() {
     );
     println!("server RSS, idle:             {} KiB", idle_rss / 1024);
     println!("server RSS, {streams} streams:   {} KiB", full_rss / 1024);
+    if topics > 0 {
+        println!("topics:                       {topics} (stream i on t{{i mod {topics}}})");
+    }
     println!("server user memory / stream:  {per_stream:.0} bytes");
     let slab_entry = if tls {
         std::mem::size_of::<mio_sse::conn::Connection<mio_sse::conn::tls::TlsSocket>>()
