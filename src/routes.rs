@@ -391,7 +391,10 @@ mod tests {
             req
         };
         let ok = post("/home/events", None, Some(5));
-        assert!(describe(&ok, &open, true, false).starts_with("Publish { topic: None, event: None, content_length: 5"));
+        assert!(
+            describe(&ok, &open, true, false)
+                .starts_with("Publish { topic: None, event: None, content_length: 5")
+        );
         assert!(describe(&ok, &open, false, false).contains("status: 403"), "not loopback");
         assert!(describe(&post("/home/events", None, None), &open, true, false).contains("status: 411"));
         assert!(

@@ -257,7 +257,8 @@ impl<S: Socket> Connection<S> {
         cx.counters.publishes += 1;
         // The streams on its topic here (with the backplane, other instances' streams get it too).
         let topics = &cx.hub.topics;
-        let streams = topics.find(publish.topic.as_deref()).and_then(|t| topics.get(t)).map_or(0, |t| t.live());
+        let streams =
+            topics.find(publish.topic.as_deref()).and_then(|t| topics.get(t)).map_or(0, |t| t.live());
         log::debug!("{}: published event {id} ({streams} streams on its topic here)", self.peer);
         let body = format!("{{\"id\":\"{id}\",\"streams\":{streams}}}\n");
         let a = Answer {

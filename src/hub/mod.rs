@@ -278,9 +278,11 @@ impl Hub {
     pub fn fell_behind(&self, subscription: Subscription, cursor: u64) -> bool {
         let cursor = self.normalize(cursor);
         cursor < self.known_from
-            || self.topics.topics_of(subscription).iter().any(|&t| {
-                self.topics.get(t).is_some_and(|topic| topic.dropped_through >= cursor)
-            })
+            || self
+                .topics
+                .topics_of(subscription)
+                .iter()
+                .any(|&t| self.topics.get(t).is_some_and(|topic| topic.dropped_through >= cursor))
     }
 
     /// The ids of the frames a stream at `cursor` on `subscription` still has to send, oldest first.
@@ -329,10 +331,11 @@ impl Hub {
             return None;
         }
         let cursor = self.normalize(cursor);
-        let lag = self.topics.topics_of(subscription).iter().filter_map(|&t| self.topics.get(t)).map(|topic| {
-            let first = topic.frames.partition_point(|f| f.id < cursor);
-            topic.frames.get(first).map_or(0, |f| topic.published_bytes - f.start)
-        });
+        let lag =
+            self.topics.topics_of(subscription).iter().filter_map(|&t| self.topics.get(t)).map(|topic| {
+                let first = topic.frames.partition_point(|f| f.id < cursor);
+                topic.frames.get(first).map_or(0, |f| topic.published_bytes - f.start)
+            });
         Some(lag.sum())
     }
 

@@ -23,7 +23,10 @@ fn ids_increase_by_one_from_the_seed_and_frames_carry_them() {
     assert_eq!(hub.publish(DEFAULT_TOPIC, None, "a"), 1000);
     assert_eq!(hub.publish(DEFAULT_TOPIC, Some("news"), "b\nc"), 1001);
     assert_eq!(hub.next_id(), 1002);
-    assert_eq!(collect(&hub, ALL, 1000), ["id: 1000\ndata: a\n\n", "event: news\nid: 1001\ndata: b\ndata: c\n\n"]);
+    assert_eq!(
+        collect(&hub, ALL, 1000),
+        ["id: 1000\ndata: a\n\n", "event: news\nid: 1001\ndata: b\ndata: c\n\n"]
+    );
     assert_eq!(collect(&hub, ALL, 1001).len(), 1);
     assert_eq!(collect(&hub, ALL, 1002).len(), 0, "caught up");
     assert!(hub.owes(ALL, 1001) && !hub.owes(ALL, 1002));
@@ -102,7 +105,11 @@ fn resume_replays_after_the_last_id_and_signals_what_was_dropped() {
     }
     assert_eq!(hub.oldest_id(), 103);
     assert_eq!(hub.resume(ALL, Some(101)), Resume { cursor: 103, lost: Some((101, 103)) });
-    assert_eq!(hub.resume(ALL, Some(102)), Resume { cursor: 103, lost: None }, "nothing it needed was dropped");
+    assert_eq!(
+        hub.resume(ALL, Some(102)),
+        Resume { cursor: 103, lost: None },
+        "nothing it needed was dropped"
+    );
     assert_eq!(hub.resume(ALL, Some(7)), Resume { cursor: 103, lost: Some((7, 103)) });
 }
 
@@ -113,7 +120,11 @@ fn a_following_hub_takes_given_ids_skips_repeats_and_restarts_after_a_gap() {
     hub.append(501, None, Some("n"), "b");
     hub.append(501, None, None, "b again");
     assert_eq!((hub.oldest_id(), hub.next_id()), (500, 502));
-    assert_eq!(hub.resume(ALL, Some(100)), Resume { cursor: 500, lost: Some((100, 500)) }, "global ids: a gap is a loss");
+    assert_eq!(
+        hub.resume(ALL, Some(100)),
+        Resume { cursor: 500, lost: Some((100, 500)) },
+        "global ids: a gap is a loss"
+    );
     hub.append(510, None, None, "after a gap");
     assert_eq!((hub.oldest_id(), hub.next_id(), hub.ring_len().0), (510, 511, 1));
     assert!(hub.backlog(ALL, 501).is_none(), "a stream at 501 fell behind the gap");

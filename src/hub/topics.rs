@@ -304,13 +304,13 @@ impl Topics {
     /// Removes a topic that has no subscriber, no frame, and no walk coming.
     pub(super) fn reclaim_if_unused(&mut self, id: TopicId) {
         let Some(topic) = self.topics.get(id as usize) else { return };
-        if id == DEFAULT_TOPIC || topic.live > 0 || !topic.frames.is_empty() || topic.queued || topic.walking {
+        if id == DEFAULT_TOPIC || topic.live > 0 || !topic.frames.is_empty() || topic.queued || topic.walking
+        {
             return;
         }
         let topic = self.topics.remove(id as usize);
         self.by_name.remove(&topic.name);
     }
-
 }
 
 impl Topics {

@@ -323,7 +323,8 @@ impl<S: Transport> Server<S> {
     /// How long `poll` may wait: not at all if work is left over, else until the earliest deadline.
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
         let accept_ready = self.listener_ready && self.accept_paused_until.is_none();
-        if accept_ready || !self.again.is_empty() || self.fan_out.walking() || self.cx.hub.topics.has_queued() {
+        if accept_ready || !self.again.is_empty() || self.fan_out.walking() || self.cx.hub.topics.has_queued()
+        {
             return Some(Duration::ZERO);
         }
         let backplane = self.cx.backplane.as_ref().and_then(|b| b.deadline());

@@ -78,7 +78,8 @@ fn a_silent_stream_gets_a_heartbeat() {
 #[test]
 fn published_events_catch_up_after_a_partial_write_in_order_without_duplicates() {
     let mut h = streaming(&["--interval-ms", "0", "--heartbeat-ms", "0"]);
-    let ids: Vec<u64> = (0..5).map(|i| h.cx.hub.publish(crate::hub::DEFAULT_TOPIC, None, &format!("event {i}"))).collect();
+    let ids: Vec<u64> =
+        (0..5).map(|i| h.cx.hub.publish(crate::hub::DEFAULT_TOPIC, None, &format!("event {i}"))).collect();
     h.allow_writes(Some(30)); // the first event and a bit
     assert_eq!(h.conn.catch_up(&mut h.cx, h.now), Next::Wait);
     assert_eq!(h.socket().written.len(), 30);

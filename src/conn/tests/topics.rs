@@ -67,7 +67,9 @@ fn one_last_event_id_replays_every_topic_of_the_stream_in_order() {
     let a = publish(&mut h, Some("a"), "a");
     publish(&mut h, Some("other"), "not mine");
     let b = publish(&mut h, Some("b"), "b");
-    let request = format!("GET /home/events?topic=b&topic=a HTTP/1.1\r\nHost: localhost\r\nLast-Event-ID: {before}\r\n\r\n");
+    let request = format!(
+        "GET /home/events?topic=b&topic=a HTTP/1.1\r\nHost: localhost\r\nLast-Event-ID: {before}\r\n\r\n"
+    );
     h.arrive(request.as_bytes());
     h.readable();
     let out = h.take_written();
