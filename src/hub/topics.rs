@@ -14,6 +14,12 @@
 //! - A topic with no subscriber and no frame in the ring is reclaimed at once (unless the fan-out is
 //!   about to walk it; then when the walk is done). `--max-topics` bounds the table: past it a new topic
 //!   is refused, and counted. The default topic is never reclaimed.
+//! - A reclaimed topic's history is gone with it, but not the fact that frames were dropped: a topic made
+//!   (again) starts with the newest dropped id of every topic reclaimed so far, so a client that comes
+//!   back with an older `Last-Event-ID` to a topic that went while it was away gets the `lost` signal.
+//!   One number for all reclaimed topics (not one per name, which would keep what reclaiming frees): a
+//!   client may be told of a loss on another topic, never left unaware of one on its own. It costs no
+//!   replay: every dropped id is older than every frame still in the ring.
 //! - Where a stream's subscription is kept: here, by slab slot, 4 bytes per slot. A field of the stream
 //!   would cost 8 in every connection (alignment), on the default topic too.
 
@@ -116,6 +122,9 @@ pub struct Topics {
     max_topics: usize,
     /// New topics refused because the table was full.
     pub refused: u64,
+    /// The newest frame dropped from any topic reclaimed so far (0: none): where a new topic's
+    /// `dropped_through` starts (see the module's rules).
+    reclaimed_through: u64,
 }
 
 impl Topics {
@@ -132,6 +141,7 @@ impl Topics {
             queue: VecDeque::new(),
             max_topics: max_topics.max(1),
             refused: 0,
+            reclaimed_through: 0,
         }
     }
 
@@ -178,7 +188,9 @@ impl Topics {
         }
         let entry = self.topics.vacant_entry();
         let id = entry.key() as TopicId;
-        entry.insert(Topic::new(name.into(), id));
+        let mut topic = Topic::new(name.into(), id);
+        topic.dropped_through = self.reclaimed_through; // it may have had frames, dropped, before
+        entry.insert(topic);
         self.by_name.insert(name.into(), id);
         Ok(id)
     }
@@ -309,6 +321,7 @@ impl Topics {
             return;
         }
         let topic = self.topics.remove(id as usize);
+        self.reclaimed_through = self.reclaimed_through.max(topic.dropped_through);
         self.by_name.remove(&topic.name);
     }
 }
@@ -319,6 +332,7 @@ impl Topics {
         for (_, topic) in &mut self.topics {
             topic.dropped_through = 0;
         }
+        self.reclaimed_through = 0;
     }
 }
 
