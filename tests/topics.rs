@@ -169,6 +169,40 @@ fn each_stream_gets_exactly_its_topics_events_in_id_order() {
 }
 
 #[test]
+fn a_pipelined_burst_over_three_topics_arrives_whole_and_in_order_on_each_stream() {
+    // With a ring of 10, the burst is 30 times the ring: publishing paces itself for every topic.
+    for ring in ["1000", "10"] {
+        let server = Server::start(&["--interval-ms", "0", "--replay-events", ring]);
+        let mut on_a = Sub::open(&server, "/home/events?topic=a", "");
+        let mut on_b = Sub::open(&server, "/home/events?topic=b", "");
+        let mut on_all = Sub::open(&server, "/home/events?topic=a&topic=b&topic=c", "");
+        let mut raw = Vec::new();
+        for i in 0..300 {
+            let (topic, body) = (["a", "b", "c"][i % 3], format!("event {i}"));
+            write!(
+                raw,
+                "POST /home/events?topic={topic} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+        }
+        // On one connection, kept open (closing it with answers unread would reset it): many publishes
+        // per turn, fanned out together.
+        let mut publisher = server.connect();
+        publisher.write_all(&raw).unwrap();
+        let data = |events: &[Event]| events.iter().map(|e| e.data.clone()).collect::<Vec<_>>();
+        let want = |topics: &[usize]| -> Vec<String> {
+            (0..300).filter(|i| topics.contains(&(i % 3))).map(|i| format!("event {i}")).collect()
+        };
+        assert_eq!(data(&on_a.until_data(&["event 297"])), want(&[0]), "ring {ring}");
+        assert_eq!(data(&on_b.until_data(&["event 298"])), want(&[1]), "ring {ring}");
+        let all = on_all.until_data(&["event 299"]);
+        assert_eq!(data(&all), want(&[0, 1, 2]), "ring {ring}");
+        assert!(ids(&all).windows(2).all(|w| w[1] == w[0] + 1), "ring {ring}: contiguous ids");
+    }
+}
+
+#[test]
 fn a_stream_on_two_topics_resumes_both_from_one_last_event_id() {
     let server = Server::start(&["--interval-ms", "0"]);
     let mut first = Sub::open(&server, "/home/events?topic=a&topic=b", "");
