@@ -469,3 +469,32 @@ fn with_redis_a_client_moving_to_another_instance_gets_what_it_missed_of_its_top
     assert_eq!(on_b.until_data(&["end"]), [m(u1, "u1"), m(t2, "t2"), m(end, "end")], "on B");
     assert_eq!(on_c.until_data(&["end"]), [m(u1, "u1"), m(t2, "t2"), m(end, "end")], "on C");
 }
+
+/// An instance with no room for a topic still passes the topic's events along in its ring (ids stay
+/// contiguous) but cannot index them: a client that later comes to that topic on it, with an id from
+/// before such an event, must get the event or the `lost` signal, never silence.
+#[test]
+fn with_redis_an_event_for_a_topic_an_instance_had_no_room_for_is_not_lost_in_silence() {
+    let redis = Redis::start();
+    let a = instance(&redis);
+    let url = redis.url();
+    let b = Server::start(&["--redis", &url, "--interval-ms", "0", "--max-topics", "2"]);
+    b.wait_for_metric("mio_sse_backplane_up", |v| v == 1);
+    let on_x = Sub::open(&b, "/home/events?topic=x", ""); // B is full: the default topic and x
+    let mut on_b_default = Sub::open(&b, "/home/events", "");
+    let before = id_of(&a, "", "before");
+    on_b_default.until_data(&["before"]);
+    let y1 = id_of(&a, "?topic=y", "y1"); // B has no room for y
+    let after = id_of(&a, "", "after");
+    on_b_default.until_data(&["after"]); // so B has read y1 too
+    drop(on_x);
+    b.wait_for_metric("mio_sse_topics", |v| v == 1); // x had no event: it goes, and B has room again
+    let mut on_y = Sub::open(&b, "/home/events?topic=y", &format!("Last-Event-ID: {before}\r\n"));
+    let y2 = id_of(&a, "?topic=y", "y2");
+    let events = on_y.until_data(&["y2"]);
+    assert!(
+        events.first() == Some(&m(y1, "y1")) || events.first().is_some_and(|e| e.kind == "lost"),
+        "y1 ({y1}, before {after}) neither replayed nor signalled lost: {events:?}"
+    );
+    assert_eq!(events.last(), Some(&m(y2, "y2")));
+}
