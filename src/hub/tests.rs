@@ -263,6 +263,20 @@ fn a_topic_made_again_still_tells_a_returning_client_that_frames_were_dropped() 
 }
 
 #[test]
+fn an_event_for_a_topic_with_no_room_is_signalled_lost_to_whoever_comes_for_that_topic_later() {
+    let mut hub = Hub::following(100, 1 << 20, usize::MAX, 2); // the default topic and one more
+    hub.topics.subscribe(key(1), &names(&["x"])).unwrap();
+    hub.append(10, None, None, "before");
+    hub.append(11, Some("y"), None, "y1"); // no room for y: in the ring, for no topic
+    hub.append(12, None, None, "after");
+    assert_eq!(hub.topics.find(Some("y")), None);
+    hub.topics.unsubscribe(1); // x goes: there is room for y now
+    let y = hub.topics.subscribe(key(2), &names(&["y"])).unwrap();
+    assert_eq!(hub.resume(y, Some(10)), Resume { cursor: 12, lost: Some((10, 12)) });
+    assert_eq!(hub.resume(y, Some(11)).lost, None, "a client that had y1 lost nothing");
+}
+
+#[test]
 fn the_fan_out_queue_walks_a_topic_once_per_publish_and_again_if_published_during_the_walk() {
     let mut hub = Hub::new(1, 100, 1 << 20);
     for slot in 0..3 {
