@@ -5,7 +5,8 @@
 //! page shows the ticks, the published events (from its own form and from elsewhere) and the chart of
 //! `/metrics`; when the server goes away and comes back on the same port, the browser reconnects by
 //! itself and the ticks resume; and the events published on the new server before the browser came back
-//! are replayed to it (it sends `Last-Event-ID`), each once, with none of the old server's again.
+//! are replayed to it (it sends `Last-Event-ID`), each once, with none of the old server's again. A page
+//! subscribed to two topics shows their events and no other topic's, and named events show.
 //!
 //! They need three things outside cargo: Chromium (`/usr/bin/chromium`, or `$CHROMIUM`), Node.js >= 20,
 //! and `tests/browser/node_modules` (from `npm ci` in `tests/browser`). When one is missing the tests
@@ -228,6 +229,59 @@ fn demo_page_shows_ticks_publishes_from_its_form_and_charts_the_metrics() {
     assert_eq!(json_field(&status, "state"), "open", "page: {status}");
     driver.finish();
     eprintln!("browser showed {shown} and {chart}; screenshot: {shot}");
+}
+
+/// Topics and named events: README's own example (`?event=greeting`) shows on a page on the default
+/// topic; a page subscribed to two topics shows the events of both, in id order, and none of a third
+/// topic's nor of the default topic's; its form publishes to a topic, says when the page is not on it;
+/// a name typed into the named-events field is listened for at once.
+#[test]
+fn demo_page_on_two_topics_shows_both_not_a_third_and_named_events() {
+    let server = Server::start(&["--interval-ms", "300"]);
+    let (mut driver, _) = Driver::start(&format!("http://{}/", server.addr));
+
+    // README: `curl -d 'hello' 'http://127.0.0.1:8080/home/events?event=greeting'`.
+    let greeting = publish(&server, "?event=greeting", "hello");
+    let shown = driver.command("published 1");
+    assert_eq!(json_field(&shown, "ids"), ids(&[greeting]), "{shown}");
+    assert_eq!(json_field(&shown, "names"), "greeting", "{shown}");
+    assert_eq!(json_field(&shown, "data"), "hello", "{shown}");
+
+    let subscribed = driver.command("subscribe a, b");
+    assert_eq!(json_field(&subscribed, "url"), "/home/events?topic=a&topic=b", "{subscribed}");
+    assert_eq!(
+        json_field(&subscribed, "publish_topic"),
+        "a",
+        "the form publishes where the page is: {subscribed}"
+    );
+    let listening = driver.command("listen greeting, alert");
+    assert_eq!(json_field(&listening, "listen"), "greeting, alert", "{listening}");
+
+    let a1 = publish(&server, "?topic=a", "a1");
+    publish(&server, "?topic=c", "c1");
+    let b1 = publish(&server, "?topic=b&event=alert", "b1 alert");
+    publish(&server, "", "on the default topic");
+    publish(&server, "?topic=c&event=alert", "c2 alert");
+    let a2 = publish(&server, "?topic=a&event=greeting", "a2 greeting");
+    // From the form: to c (the page says it will not show it), then to b under a new name.
+    let elsewhere = driver.command("publish-elsewhere c c3 from the form");
+    assert!(json_field(&elsewhere, "result").contains("is not on that topic"), "{elsewhere}");
+    let from_form = driver.command("publish-to b news b2 from the form");
+    let b2 = json_number(&from_form, "id");
+    assert!(json_field(&from_form, "result").contains("to topic b (1 stream on this server)"), "{from_form}");
+
+    // Events arrive in id order: had c's or the default topic's reached the page, they would be before b2.
+    let shown = driver.command("published 5");
+    assert_eq!(json_field(&shown, "ids"), ids(&[greeting, a1, b1, a2, b2]), "{shown}");
+    assert_eq!(json_field(&shown, "names"), "greeting,message,alert,greeting,news", "{shown}");
+    assert_eq!(json_field(&shown, "data"), "hello,a1,b1 alert,a2 greeting,b2 from the form", "{shown}");
+    assert_eq!(json_number(&shown, "lost"), 0, "{shown}");
+    let status = driver.command("status");
+    assert_eq!(json_field(&status, "state"), "open", "ticks go on on the new stream: {status}");
+    let shot = screenshot_path("browser-demo-page-topics.png");
+    driver.command(&format!("screenshot {shot}"));
+    driver.finish();
+    eprintln!("browser showed {shown}; screenshot: {shot}");
 }
 
 /// Over HTTPS, with a certificate made for the test and trusted by its key's hash alone

@@ -7,7 +7,9 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use support::{Server, count_frames, exchange, find, read_to_close, read_until, split_head};
+use support::{
+    Event, Server, count_frames, exchange, find, parse_events, read_to_close, read_until, split_head,
+};
 
 /// Publishes `body` (to `/home/events` + `query`) and returns (status, response body).
 fn publish(server: &Server, query: &str, body: &str, extra_headers: &str) -> (u16, String) {
@@ -35,14 +37,6 @@ fn open(server: &Server, target: &str, headers: &str) -> TcpStream {
     stream
 }
 
-/// A stream's events, parsed as the standard's parser does (fields we send; LF line ends).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Event {
-    kind: String,
-    id: Option<String>,
-    data: String,
-}
-
 /// Reads until `n` more events with data arrived (after the head, if this read meets it); returns them.
 fn read_events(stream: &mut TcpStream, n: usize) -> Vec<Event> {
     let body = |b: &[u8]| -> Option<Vec<u8>> {
@@ -53,27 +47,6 @@ fn read_events(stream: &mut TcpStream, n: usize) -> Vec<Event> {
     };
     let got = read_until(stream, |b| body(b).is_some_and(|body| parse_events(&body).len() >= n));
     parse_events(&body(&got).unwrap_or_default())
-}
-
-fn parse_events(body: &[u8]) -> Vec<Event> {
-    let text = String::from_utf8_lossy(body);
-    let mut events = Vec::new();
-    for block in text.split_inclusive("\n\n").filter(|b| b.ends_with("\n\n")) {
-        let (mut kind, mut id, mut data) = (String::from("message"), None, Vec::new());
-        for line in block.lines() {
-            if let Some(v) = line.strip_prefix("data: ") {
-                data.push(v.to_string());
-            } else if let Some(v) = line.strip_prefix("event: ") {
-                kind = v.to_string();
-            } else if let Some(v) = line.strip_prefix("id: ") {
-                id = Some(v.to_string());
-            }
-        }
-        if !data.is_empty() {
-            events.push(Event { kind, id, data: data.join("\n") });
-        }
-    }
-    events
 }
 
 fn published(events: &[Event]) -> Vec<Event> {

@@ -181,6 +181,7 @@ impl Hub {
             Ok(topic) => topic,
             Err(_) => {
                 log::debug!("backplane event {id} for a topic with no room here (--max-topics)");
+                self.topics.forget(id); // a client that comes for its topic later learns it lost it
                 NO_TOPIC
             }
         };

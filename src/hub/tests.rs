@@ -235,6 +235,48 @@ fn topics_are_made_on_demand_bounded_and_reclaimed() {
 }
 
 #[test]
+fn a_topic_made_again_still_tells_a_returning_client_that_frames_were_dropped() {
+    let mut hub = Hub::new(1, 2, 1 << 20);
+    let room = hub.topics.subscribe(key(1), &names(&["room"])).unwrap();
+    let room_id = hub.topics.topics_of(room)[0];
+    let r1 = hub.publish(room_id, None, "r1");
+    hub.topics.unsubscribe(1); // the client goes away, having seen r1
+    let r2 = hub.publish(room_id, None, "r2");
+    hub.publish(DEFAULT_TOPIC, None, "d1");
+    hub.publish(DEFAULT_TOPIC, None, "d2"); // r1 and r2 leave the ring
+    while let Some(id) = hub.topics.start_walk() {
+        hub.topics.end_walk(id);
+    }
+    assert!(hub.topics.find(Some("room")).is_none(), "no stream, no frame: reclaimed");
+    // It comes back: the topic is made anew, and r2 was lost.
+    let room = hub.topics.subscribe(key(2), &names(&["room"])).unwrap();
+    assert_eq!(hub.resume(room, Some(r1)), Resume { cursor: r2 + 1, lost: Some((r1, r2 + 1)) });
+    // A new client, or one that saw everything, loses nothing; nor does a stream live on it.
+    assert_eq!(hub.resume(room, None).lost, None);
+    assert_eq!(hub.resume(room, Some(hub.next_id() - 1)).lost, None);
+    assert!(!hub.fell_behind(room, hub.next_id()));
+    // A new epoch of the backplane's ids forgets it.
+    hub.topics.forget_drops();
+    hub.topics.unsubscribe(2);
+    let room = hub.topics.subscribe(key(3), &names(&["room"])).unwrap();
+    assert_eq!(hub.resume(room, Some(r1)).lost, None);
+}
+
+#[test]
+fn an_event_for_a_topic_with_no_room_is_signalled_lost_to_whoever_comes_for_that_topic_later() {
+    let mut hub = Hub::following(100, 1 << 20, usize::MAX, 2); // the default topic and one more
+    hub.topics.subscribe(key(1), &names(&["x"])).unwrap();
+    hub.append(10, None, None, "before");
+    hub.append(11, Some("y"), None, "y1"); // no room for y: in the ring, for no topic
+    hub.append(12, None, None, "after");
+    assert_eq!(hub.topics.find(Some("y")), None);
+    hub.topics.unsubscribe(1); // x goes: there is room for y now
+    let y = hub.topics.subscribe(key(2), &names(&["y"])).unwrap();
+    assert_eq!(hub.resume(y, Some(10)), Resume { cursor: 12, lost: Some((10, 12)) });
+    assert_eq!(hub.resume(y, Some(11)).lost, None, "a client that had y1 lost nothing");
+}
+
+#[test]
 fn the_fan_out_queue_walks_a_topic_once_per_publish_and_again_if_published_during_the_walk() {
     let mut hub = Hub::new(1, 100, 1 << 20);
     for slot in 0..3 {

@@ -14,6 +14,14 @@
 //! - A topic with no subscriber and no frame in the ring is reclaimed at once (unless the fan-out is
 //!   about to walk it; then when the walk is done). `--max-topics` bounds the table: past it a new topic
 //!   is refused, and counted. The default topic is never reclaimed.
+//! - A reclaimed topic's history is gone with it, but not the fact that frames were dropped: a topic made
+//!   (again) starts with the newest dropped id of every topic reclaimed so far, so a client that comes
+//!   back with an older `Last-Event-ID` to a topic that went while it was away gets the `lost` signal.
+//!   One number for all reclaimed topics (not one per name, which would keep what reclaiming frees): a
+//!   client may be told of a loss on another topic, never left unaware of one on its own. It costs no
+//!   replay: every dropped id is older than every frame still in the ring. An event that came through
+//!   the backplane for a topic there was no room for (`--max-topics`) counts the same way: it is in the
+//!   ring but indexed by no topic, so a topic made later cannot replay it and must signal it.
 //! - Where a stream's subscription is kept: here, by slab slot, 4 bytes per slot. A field of the stream
 //!   would cost 8 in every connection (alignment), on the default topic too.
 
@@ -116,6 +124,10 @@ pub struct Topics {
     max_topics: usize,
     /// New topics refused because the table was full.
     pub refused: u64,
+    /// The newest id whose topic this table does not know (0: none): the newest dropped frame of a
+    /// topic reclaimed so far, or an event for a topic there was no room for. Where a new topic's
+    /// `dropped_through` starts (see the module's rules).
+    forgotten_through: u64,
 }
 
 impl Topics {
@@ -132,6 +144,7 @@ impl Topics {
             queue: VecDeque::new(),
             max_topics: max_topics.max(1),
             refused: 0,
+            forgotten_through: 0,
         }
     }
 
@@ -178,7 +191,9 @@ impl Topics {
         }
         let entry = self.topics.vacant_entry();
         let id = entry.key() as TopicId;
-        entry.insert(Topic::new(name.into(), id));
+        let mut topic = Topic::new(name.into(), id);
+        topic.dropped_through = self.forgotten_through; // it may have had frames, dropped, before
+        entry.insert(topic);
         self.by_name.insert(name.into(), id);
         Ok(id)
     }
@@ -301,6 +316,12 @@ impl Topics {
         self.reclaim_if_unused(id);
     }
 
+    /// An event with id `id` came for a topic there was no room for: a topic made later may have been
+    /// its topic, and cannot replay it.
+    pub(super) fn forget(&mut self, id: u64) {
+        self.forgotten_through = self.forgotten_through.max(id);
+    }
+
     /// Removes a topic that has no subscriber, no frame, and no walk coming.
     pub(super) fn reclaim_if_unused(&mut self, id: TopicId) {
         let Some(topic) = self.topics.get(id as usize) else { return };
@@ -309,6 +330,7 @@ impl Topics {
             return;
         }
         let topic = self.topics.remove(id as usize);
+        self.forgotten_through = self.forgotten_through.max(topic.dropped_through);
         self.by_name.remove(&topic.name);
     }
 }
@@ -319,6 +341,7 @@ impl Topics {
         for (_, topic) in &mut self.topics {
             topic.dropped_through = 0;
         }
+        self.forgotten_through = 0;
     }
 }
 

@@ -22,6 +22,14 @@
 //                          and for #published to show the event with that id; answers {id, result, name,
 //                          data}: the id the form showed, its text, and the event as #published shows it
 //   publish-named <name> <text>   the same with the form's event name set
+//   publish-to <topic> <name> <text>   the same with the form's topic set (and its event name, "-" for
+//                          none); the page must be on <topic>
+//   publish-elsewhere <topic> <text>   publishes from the form to a topic the page is not on; waits for
+//                          #publish-result to show an id; answers {id, result}
+//   subscribe <topics>     types <topics> (comma-separated, "-" for none: the default topic) into the
+//                          subscription form and submits it; waits until #stream-url is the stream's new
+//                          URL and it is open; answers {url, state, note}
+//   listen <names>         types <names> (comma-separated) into the named-events field; answers {listen}
 //   chart                  waits until the figures and the chart show at least three polls of /metrics;
 //                          answers {streams, events_per_second, points, events_pixels, streams_pixels}:
 //                          the last two count the canvas pixels drawn in each series' colour
@@ -95,6 +103,11 @@ function readPage(page) {
       publishOutcome: document.getElementById("publish-result")?.dataset.outcome ?? null,
       publishId: document.getElementById("publish-result")?.dataset.id ?? null,
       publishResult: text("publish-result"),
+      streamUrl: text("stream-url"),
+      note: text("note"),
+      topics: document.getElementById("topics")?.value ?? null,
+      publishTopic: document.getElementById("publish-topic")?.value ?? null,
+      listen: document.getElementById("listen")?.value ?? null,
       streams: text("streams"),
       eventsPerSecond: text("events-per-second"),
       chartPoints: Number(chart?.dataset.points ?? 0),
@@ -287,6 +300,42 @@ async function run(baseUrl) {
         const [name, ...words] = rest.split(" ");
         return publishFromForm(name, words.join(" "));
       },
+      "publish-to": (rest) => {
+        const [topic, name, ...words] = rest.split(" ");
+        return publishFromForm(name === "-" ? "" : name, words.join(" "), topic);
+      },
+      "publish-elsewhere": async (rest) => {
+        const [topic, ...words] = rest.split(" ");
+        const { id } = await submitForm("", words.join(" "), topic);
+        return { id, result: shown.publishResult };
+      },
+      subscribe: async (arg) => {
+        const list = arg === "-" ? "" : arg;
+        const want = list
+          .split(",")
+          .map((topic) => topic.trim())
+          .filter((topic) => topic !== "");
+        const query = new URLSearchParams(want.map((topic) => ["topic", topic])).toString();
+        const url = query === "" ? "/home/events" : `/home/events?${query}`;
+        const before = await readPage(page);
+        await page.fill("#topics", list);
+        await page.click("#subscribe-button");
+        await waitFor(
+          `the page to open ${url}`,
+          look((now) => {
+            if (now.streamUrl !== url) return `#stream-url is ${JSON.stringify(now.streamUrl)}`;
+            if (now.state !== "open") return `#state is ${JSON.stringify(now.state)}`;
+            if (now.note === before.note) return `#note still says ${JSON.stringify(now.note)}`;
+            return null;
+          }),
+        );
+        return { url: shown.streamUrl, state: shown.state, note: shown.note, publish_topic: shown.publishTopic };
+      },
+      listen: async (names) => {
+        await page.fill("#listen", names);
+        shown = await readPage(page);
+        return { listen: shown.listen };
+      },
       chart: async () => {
         const figures = (now) => {
           if (!DIGITS.test(now.streams ?? "") || Number(now.streams) < 1) {
@@ -316,9 +365,13 @@ async function run(baseUrl) {
       },
     };
 
-    /** Submits the page's form; `name` "" leaves the event unnamed. */
-    async function publishFromForm(name, text) {
+    /**
+     * Submits the page's form; `name` "" leaves the event unnamed; `topic` undefined leaves the form's
+     * topic as the page set it. Waits for #publish-result to show the new id; returns {id}.
+     */
+    async function submitForm(name, text, topic) {
       const before = await readPage(page);
+      if (topic !== undefined) await page.fill("#publish-topic", topic);
       await page.fill("#publish-event", name);
       await page.fill("#publish-data", text);
       await page.click("#publish-button");
@@ -330,7 +383,12 @@ async function run(baseUrl) {
           return null;
         }),
       );
-      const id = shown.publishId;
+      return { id: shown.publishId };
+    }
+
+    /** [submitForm], then waits for #published to show the event; answers {id, result, name, data}. */
+    async function publishFromForm(name, text, topic) {
+      const { id } = await submitForm(name, text, topic);
       await waitFor(
         `#published to show event ${id}`,
         look((now) => (now.published.some((event) => event.id === id) ? null : "not there yet")),

@@ -561,6 +561,38 @@ pub fn is_time_of_day(text: &str) -> bool {
         })
 }
 
+/// One event of a stream as the standard's parser dispatches it (the fields the server sends, LF line
+/// ends): its type (`message` unless named), its `id:` if it had one, its data lines joined by LF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: String,
+    pub id: Option<String>,
+    pub data: String,
+}
+
+/// The events with data in an SSE body; comments, `retry:`, blocks without data and an unfinished last
+/// block are skipped.
+pub fn parse_events(body: &[u8]) -> Vec<Event> {
+    let text = String::from_utf8_lossy(body);
+    let mut events = Vec::new();
+    for block in text.split_inclusive("\n\n").filter(|b| b.ends_with("\n\n")) {
+        let (mut kind, mut id, mut data) = (String::from("message"), None, Vec::new());
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("data: ") {
+                data.push(v.to_string());
+            } else if let Some(v) = line.strip_prefix("event: ") {
+                kind = v.to_string();
+            } else if let Some(v) = line.strip_prefix("id: ") {
+                id = Some(v.to_string());
+            }
+        }
+        if !data.is_empty() {
+            events.push(Event { kind, id, data: data.join("\n") });
+        }
+    }
+    events
+}
+
 /// A `redis-server` on a free loopback port, without persistence, stopped when dropped.
 pub struct Redis {
     child: Option<Child>,
