@@ -258,7 +258,7 @@ pub fn render(c: &Counters, g: &Gauges) -> String {
         ),
         (
             "mio_sse_topics_refused_total",
-            "Streams and publishes refused: their topic would go past --max-topics.",
+            "New topics refused for want of room (--max-topics): streams, publishes, and backplane events (kept under no topic).",
             c.topics_refused,
         ),
     ];
