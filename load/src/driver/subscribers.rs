@@ -210,10 +210,11 @@ impl Driver {
         let silence = after.saturating_duration_since(before).as_millis() as u64;
         self.report.max_silence_ms = self.report.max_silence_ms.max(silence);
         let clock = Clock::read();
+        let text = std::mem::take(&mut self.scratch.text); // the events' data and ids
         for item in seen.drain(..) {
-            self.on_seen(slot, item, clock);
+            self.on_seen(slot, item, &text, clock);
         }
-        self.seen = seen; // keep the allocation for the next drive
+        (self.seen, self.scratch.text) = (seen, text); // keep the allocations for the next drive
     }
 
     /// Ends the current attempt of `slot`, keeping what a browser keeps.
