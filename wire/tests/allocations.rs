@@ -54,7 +54,8 @@ fn reading_events_allocates_nothing_per_event_once_warm() {
     // Events as a fan-out delivers them: an id, a named type, data; split across reads mid-line.
     let mut stream = Vec::new();
     for id in 1..=1000u32 {
-        let line = format!("id: {id}\nevent: tick\ndata: seq={id} t=1795678000000000000 xxxxxxxx\n\n: ping\n\n");
+        let line =
+            format!("id: {id}\nevent: tick\ndata: seq={id} t=1795678000000000000 xxxxxxxx\n\n: ping\n\n");
         stream.extend_from_slice(line.as_bytes());
     }
     let mut parser = Parser::new(1 << 20);

@@ -1,7 +1,8 @@
 //! The load generator's event loop: one `mio::Poll` drives every subscriber, the publisher, the ramp,
 //! reconnections and the per-second samples, by the same rules as the server's loop:
-//! - edge-triggered: a socket is read to `WouldBlock` or, when its per-turn bound stops it first, driven
-//!   again next turn without waiting for an edge that will not come;
+//! - edge-triggered: a socket is read to `WouldBlock` (or to a plain read that did not fill the buffer,
+//!   which emptied it: see `client`) or, when its per-turn bound stops it first, driven again next turn
+//!   without waiting for an edge that will not come;
 //! - bounded work per turn: so many opens, reads and publishes a turn, so no part starves the others;
 //! - deadlines are the poll timeout: the next open on the ramp, the next reconnection, the next publish,
 //!   the next second's sample (and at most a second, and 20 ms while waiting for GO or a stop);
