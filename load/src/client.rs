@@ -45,6 +45,24 @@ pub enum Seen {
     Completed,
 }
 
+/// How far a drive reads, by what woke it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// A readiness event without a hangup: a plain read that does not fill the buffer emptied the socket,
+    /// and whatever comes after it (bytes, a FIN) raises a new edge, so the drain may end there.
+    UntilShort,
+    /// A hangup was reported (its FIN may sit behind the data read, and no edge will come for it: only a
+    /// read that returns 0 finds it), or no event at all: read to `WouldBlock`.
+    UntilWouldBlock,
+}
+
+impl Reads {
+    /// What a readiness event allows.
+    pub fn after(event: &mio::event::Event) -> Reads {
+        if event.is_read_closed() || event.is_error() { Reads::UntilWouldBlock } else { Reads::UntilShort }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Connecting,
@@ -208,10 +226,11 @@ impl Client {
         self.phase == Phase::Body
     }
 
-    /// Does what the socket allows: finish connecting, write the request, read (bounded) and parse.
-    /// Appends what it saw to `seen`. Returns true when the read bound stopped it before `WouldBlock`:
-    /// the caller must drive it again, as no new edge will come for bytes already there.
-    pub fn drive(&mut self, scratch: &mut Scratch, seen: &mut Vec<Seen>) -> bool {
+    /// Does what the socket allows: finish connecting, write the request, read (bounded, as far as
+    /// `reads` says) and parse. Appends what it saw to `seen`. Returns true when the read bound stopped it
+    /// before `WouldBlock`: the caller must drive it again, as no new edge will come for bytes already
+    /// there.
+    pub fn drive(&mut self, scratch: &mut Scratch, seen: &mut Vec<Seen>, reads: Reads) -> bool {
         scratch.text.clear(); // the last drive's events were counted
         if self.phase == Phase::Connecting {
             match self.socket.take_error() {
@@ -272,8 +291,10 @@ impl Client {
                     // `WouldBlock` is skipped (epoll(7): "if you call read(2) by asking to read a certain
                     // amount of data and read(2) returns a lower number of bytes, you can be sure of having
                     // exhausted the read I/O space"; Netty's epoll transport stops the same way). It was
-                    // one syscall in two of a fan-out run. Not over TLS: rustls may hold bytes back.
-                    if n < bytes.len() && matches!(self.io, Io::Plain { .. }) {
+                    // one syscall in two of a fan-out run. Not after a hangup ([`Reads`]): a FIN that came
+                    // before the event is behind these bytes with no edge to come. Not over TLS: rustls may
+                    // hold bytes back.
+                    if reads == Reads::UntilShort && n < bytes.len() && matches!(self.io, Io::Plain { .. }) {
                         return false;
                     }
                 }
