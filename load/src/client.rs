@@ -18,6 +18,8 @@ use mio::net::TcpStream;
 
 use super::chunked::Dechunker;
 use super::tls::{self, TlsIo};
+use crate::scratch::append;
+pub use crate::scratch::{Scratch, Span};
 pub use crate::target::Target;
 use mio_sse_wire::parser::{ItemRef, Parser};
 
@@ -69,37 +71,6 @@ enum Phase {
     Head,
     Body,
     Done,
-}
-
-/// A piece of [`Scratch::text`]: an event's data or id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
-    start: u32,
-    end: u32,
-}
-
-impl Span {
-    /// The text this span names in `text` (the scratch's text of the same drive; empty if it is not).
-    pub fn of(self, text: &str) -> &str {
-        text.get(self.start as usize..self.end as usize).unwrap_or("")
-    }
-}
-
-/// Buffers every client borrows for a read, so that reading allocates nothing per read or per event: the
-/// bytes read, a chunked body's decoded bytes, and the text of the events one drive saw.
-#[derive(Debug)]
-pub struct Scratch {
-    pub bytes: Vec<u8>,
-    /// The data and ids of the events of one [`Client::drive`], which [`Seen::Event`]'s spans name.
-    /// Cleared when the next drive starts.
-    pub text: String,
-    body: Vec<u8>,
-}
-
-impl Scratch {
-    pub fn new(read_size: usize) -> Scratch {
-        Scratch { bytes: vec![0; read_size], text: String::with_capacity(read_size), body: Vec::new() }
-    }
 }
 
 /// A connection's transport. One field for both, so a plain stream pays nothing for TLS (the
@@ -414,15 +385,6 @@ impl Client {
     pub fn silence(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.last_bytes)
     }
-}
-
-/// Appends `piece` to the drive's `text`; returns where it is.
-fn append(text: &mut String, piece: &str) -> Span {
-    let start = text.len();
-    text.push_str(piece);
-    // A drive reads at most 16 × 64 KiB: far below 4 GiB.
-    let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-    Span { start: at(start), end: at(text.len()) }
 }
 
 /// An I/O error's cause as counted: `tls: …` for a TLS error, else `what: short cause`.
