@@ -34,6 +34,8 @@ pub const BACKPLANE_COMMAND: Token = Token(usize::MAX - 2);
 pub const BACKPLANE_READ: Token = Token(usize::MAX - 3);
 /// The token of a worker's link to its supervisor (see [`crate::cluster`]).
 pub const CLUSTER: Token = Token(usize::MAX - 4);
+/// The loop's precise alarm (a timerfd armed for the next deadline; see `server::wake`).
+pub const WAKE: Token = Token(usize::MAX - 5);
 
 /// Names one connection: its slab slot and the generation of the connection that holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

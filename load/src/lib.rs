@@ -14,6 +14,7 @@
 //! | [`ids`]       | event id checks: sequential, increasing, opaque; jumps across reconnections |
 //! | [`target`]    | the URL (resolved once) and the request's bytes: method, headers, body       |
 //! | [`client`]    | one subscriber: non-blocking connect, request, head, body, SSE parsing      |
+//! | [`scratch`]   | what every client borrows for a read: buffers, the events' text as spans     |
 //! | [`tls`]       | `https://`: roots, `--ca-file`, `--insecure`, rustls on the loop, TLS causes |
 //! | [`chunked`]   | `Transfer-Encoding: chunked` decoding, in any split                         |
 //! | [`publisher`] | pipelined `POST`s at their scheduled times                                  |
@@ -43,6 +44,7 @@ pub mod ids;
 pub mod output;
 pub mod publisher;
 pub mod report;
+pub mod scratch;
 pub mod target;
 pub mod tls;
 pub mod topics;

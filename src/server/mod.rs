@@ -29,7 +29,8 @@
 //! # One turn
 //!
 //! ```text
-//! poll(timeout = earliest deadline, or 0 if work is left over)
+//! poll(timeout = earliest deadline, or 0 if work is left over; a timerfd armed for that deadline wakes
+//!      it to the microsecond, see `wake`)
 //!   ├─ connection events: record readiness, drive the connection (write, read, answer)
 //!   ├─ listener event: remember it is ready
 //!   ├─ accept (bounded), register each new connection for READABLE | WRITABLE once
@@ -56,6 +57,7 @@ mod fan_out;
 mod shutdown;
 mod supervised;
 pub mod transport;
+mod wake;
 
 use crate::clock::Stamp;
 use crate::cluster::WorkerLink;
@@ -66,11 +68,12 @@ use crate::context::LoopContext;
 use crate::metrics::{CloseReason, Counters};
 use crate::static_files::StaticFiles;
 use crate::timer::TimerQueue;
-use crate::token::{BACKPLANE_COMMAND, BACKPLANE_READ, CLUSTER, ConnKey, LISTENER, SIGNALS};
+use crate::token::{BACKPLANE_COMMAND, BACKPLANE_READ, CLUSTER, ConnKey, LISTENER, SIGNALS, WAKE};
 pub use accept::{ACCEPT_PAUSE, ACCEPTS_PER_TURN, BACKLOG, bind_listener, listen_error};
 pub use fan_out::FAN_OUT_SLICE;
 use fan_out::FanOut;
 pub use transport::Transport;
+use wake::Wake;
 /// Readiness events taken per poll.
 const EVENTS_CAPACITY: usize = 1024;
 
@@ -99,6 +102,9 @@ pub struct Server<S: Transport = TcpStream> {
     acceptor: S::Acceptor,
     /// Every connection's next deadline, in milliseconds since the loop's epoch (see [`crate::clock`]).
     timers: TimerQueue<u64, ConnKey>,
+    /// Wakes the loop at its next deadline to the microsecond, where `poll` alone wakes up to a
+    /// millisecond late (`None` if the kernel refused a timerfd: then `poll`'s timeout alone).
+    wake: Option<Wake>,
     cx: LoopContext,
     max_connections: usize,
     /// Connections within the cap (the rest of `conns` were accepted past it).
@@ -164,6 +170,9 @@ impl<S: Transport> Server<S> {
         let local_addr = listener.local_addr()?;
         let poll = Poll::new()?;
         let signals = Signals::new([SIGINT, SIGTERM])?;
+        let wake = Wake::new(poll.registry(), WAKE)
+            .inspect_err(|e| log::info!("no timerfd ({e}): deadlines wake the loop to the millisecond"))
+            .ok();
         let mut server = Server {
             poll,
             listener: Some(listener),
@@ -173,6 +182,7 @@ impl<S: Transport> Server<S> {
             conns: Slab::with_capacity(1024),
             acceptor,
             timers: TimerQueue::default(),
+            wake,
             cx: LoopContext::new(config, files, Instant::now())
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
             max_connections,
@@ -234,6 +244,9 @@ impl<S: Transport> Server<S> {
                 if event.token() == LISTENER {
                     self.listener_ready = true;
                     continue;
+                }
+                if event.token() == WAKE {
+                    continue; // only a wake: the deadlines it stands for are fired below
                 }
                 if event.token() == BACKPLANE_COMMAND || event.token() == BACKPLANE_READ {
                     self.on_backplane_event(Some(event.token()), now);
@@ -320,8 +333,9 @@ impl<S: Transport> Server<S> {
         }
     }
 
-    /// How long `poll` may wait: not at all if work is left over, else until the earliest deadline.
-    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+    /// How long `poll` may wait: not at all if work is left over, else until the earliest deadline (for
+    /// which the precise alarm is armed).
+    fn poll_timeout(&mut self, now: Instant) -> Option<Duration> {
         let accept_ready = self.listener_ready && self.accept_paused_until.is_none();
         if accept_ready || !self.again.is_empty() || self.fan_out.walking() || self.cx.hub.topics.has_queued()
         {
@@ -341,6 +355,9 @@ impl<S: Transport> Server<S> {
         .into_iter()
         .flatten()
         .min();
+        if let Some(wake) = self.wake.as_mut() {
+            wake.arm(next, now);
+        }
         next.map(|deadline| deadline.saturating_duration_since(now))
     }
 

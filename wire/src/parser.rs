@@ -20,6 +20,11 @@
 //!
 //! Bounded: a line longer than the parser's limit is an error, so a hostile server cannot grow a client's
 //! memory without end.
+//!
+//! Two ways to take what a stream said: [`Parser::feed_with`] lends each item ([`ItemRef`]) to a closure,
+//! borrowed from the parser's own buffers, which are reused from one event to the next: a client reading
+//! millions of events allocates nothing per event. [`Parser::feed`] collects owned [`Item`]s on top of it,
+//! for tests and callers that keep what they read.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -48,6 +53,50 @@ pub struct Event {
     /// tester counting gaps and duplicates needs to tell the two apart).
     pub own_id: bool,
 }
+
+/// What a stream said, lent by [`Parser::feed_with`]: valid until the closure returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemRef<'a> {
+    /// A dispatched event.
+    Event(EventRef<'a>),
+    /// A `retry:` with a valid value: the new reconnection time in ms.
+    Retry(u64),
+    /// A comment line (without its leading colon).
+    Comment(&'a str),
+}
+
+/// A dispatched event, borrowed from the parser's buffers (see [`Event`] for what each field means).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    pub event_type: &'a str,
+    pub data: &'a str,
+    pub last_event_id: &'a str,
+    pub own_id: bool,
+}
+
+impl ItemRef<'_> {
+    /// The item as an owned [`Item`] (allocates: for callers that keep it).
+    pub fn to_owned_item(&self) -> Item {
+        match *self {
+            ItemRef::Event(event) => Item::Event(Event {
+                event_type: if event.event_type == "message" {
+                    Cow::Borrowed("message")
+                } else {
+                    Cow::Owned(event.event_type.to_owned())
+                },
+                data: event.data.to_owned(),
+                last_event_id: event.last_event_id.to_owned(),
+                own_id: event.own_id,
+            }),
+            ItemRef::Retry(ms) => Item::Retry(ms),
+            ItemRef::Comment(text) => Item::Comment(text.to_owned()),
+        }
+    }
+}
+
+/// Buffers the parser reuses are kept up to this capacity; a larger one (a rare huge event) is freed after
+/// its event, so that one such event does not cost each of 10,000 subscribers its size for good.
+const KEEP_CAPACITY: usize = 4096;
 
 /// A line longer than the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,8 +151,20 @@ impl Parser {
         &self.last_event_id
     }
 
-    /// Feeds the next bytes of the stream, appending what they complete to `out`.
-    pub fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<Item>) -> Result<(), LineTooLong> {
+    /// Feeds the next bytes of the stream, appending what they complete to `out` (owned: one allocation
+    /// or more per item; [`Parser::feed_with`] makes none).
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Item>) -> Result<(), LineTooLong> {
+        self.feed_with(bytes, |item| out.push(item.to_owned_item()))
+    }
+
+    /// Feeds the next bytes of the stream, lending each item they complete to `on_item`, in order. The
+    /// items borrow the parser's buffers, reused for the next event: nothing is allocated per event once
+    /// the buffers have grown to the stream's sizes.
+    pub fn feed_with(
+        &mut self,
+        mut bytes: &[u8],
+        mut on_item: impl FnMut(ItemRef<'_>),
+    ) -> Result<(), LineTooLong> {
         const BOM: &[u8] = b"\xEF\xBB\xBF";
         while self.start && !bytes.is_empty() {
             if bytes[0] == BOM[self.bom_seen] {
@@ -126,7 +187,7 @@ impl Parser {
                 continue;
             }
             self.after_cr = false;
-            let Some(end) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            let Some(end) = line_end(bytes) else {
                 // No line end in this read: keep the piece for the next one.
                 if self.line.len() + bytes.len() > self.max_line {
                     return Err(LineTooLong { limit: self.max_line });
@@ -140,26 +201,28 @@ impl Parser {
             self.after_cr = bytes[end] == b'\r';
             if self.line.is_empty() {
                 // The whole line is in this read: no copy.
-                process_bytes(self, &bytes[..end], out);
+                process_bytes(self, &bytes[..end], &mut on_item);
             } else {
                 self.line.extend_from_slice(&bytes[..end]);
                 let line = std::mem::take(&mut self.line);
-                process_bytes(self, &line, out);
-                self.line = line;
-                self.line.clear();
+                process_bytes(self, &line, &mut on_item);
+                if line.capacity() <= KEEP_CAPACITY {
+                    self.line = line;
+                    self.line.clear();
+                }
             }
             bytes = &bytes[end + 1..];
         }
         Ok(())
     }
 
-    pub(crate) fn process_line(&mut self, line: &str, out: &mut Vec<Item>) {
+    fn process_line(&mut self, line: &str, on_item: &mut impl FnMut(ItemRef<'_>)) {
         if line.is_empty() {
-            self.dispatch(out);
+            self.dispatch(on_item);
             return;
         }
         if let Some(comment) = line.strip_prefix(':') {
-            out.push(Item::Comment(comment.to_owned()));
+            on_item(ItemRef::Comment(comment));
             return;
         }
         let (field, value) = match line.split_once(':') {
@@ -171,40 +234,77 @@ impl Parser {
                 self.data.push_str(value);
                 self.data.push('\n');
             }
-            "event" => self.event_type = value.to_owned(),
+            // Set in place: the buffers keep their room from one event to the next.
+            "event" => {
+                self.event_type.clear();
+                self.event_type.push_str(value);
+            }
             "id" if !value.contains('\0') => {
-                self.last_event_id = value.to_owned();
+                self.last_event_id.clear();
+                self.last_event_id.push_str(value);
                 self.id_seen = true;
             }
             "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
                 if let Ok(ms) = value.parse() {
-                    out.push(Item::Retry(ms));
+                    on_item(ItemRef::Retry(ms));
                 }
             }
             _ => {}
         }
     }
 
-    fn dispatch(&mut self, out: &mut Vec<Item>) {
-        let event_type = std::mem::take(&mut self.event_type);
+    /// The blank line: lends the event (if there is data) and resets type and data for the next one.
+    fn dispatch(&mut self, on_item: &mut impl FnMut(ItemRef<'_>)) {
         let own_id = std::mem::take(&mut self.id_seen);
-        if self.data.is_empty() {
-            return;
+        if !self.data.is_empty() {
+            let event_type = if self.event_type.is_empty() { "message" } else { &self.event_type };
+            on_item(ItemRef::Event(EventRef {
+                event_type,
+                data: &self.data[..self.data.len() - 1], // without the last LF
+                last_event_id: &self.last_event_id,
+                own_id,
+            }));
         }
-        let mut data = std::mem::take(&mut self.data);
-        data.pop(); // the last LF
-        let event_type =
-            if event_type.is_empty() { Cow::Borrowed("message") } else { Cow::Owned(event_type) };
-        out.push(Item::Event(Event { event_type, data, last_event_id: self.last_event_id.clone(), own_id }));
+        for buffer in [&mut self.event_type, &mut self.data] {
+            buffer.clear();
+            if buffer.capacity() > KEEP_CAPACITY {
+                *buffer = String::new();
+            }
+        }
     }
+}
+
+/// Where the first CR or LF in `bytes` is. Eight bytes at a time: a client spends much of its time
+/// looking for line ends, and a byte at a time was the parser's largest cost. (`memchr2` would do the same
+/// with SIMD; this crate stays plain `std`.)
+fn line_end(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Non-zero exactly when some byte of `word` equals `byte` (the classic "has a zero byte" test on
+    // `word ^ byte-in-every-lane`).
+    let has = |word: u64, byte: u8| {
+        let x = word ^ (ONES * u64::from(byte));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    };
+    let mut skipped = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let mut lanes = [0u8; 8];
+        lanes.copy_from_slice(chunk);
+        let word = u64::from_ne_bytes(lanes);
+        if has(word, b'\n') | has(word, b'\r') != 0 {
+            break;
+        }
+        skipped += 8;
+    }
+    bytes[skipped..].iter().position(|&b| b == b'\n' || b == b'\r').map(|at| skipped + at)
 }
 
 /// Decodes one line's bytes (UTF-8, invalid bytes as U+FFFD; the common valid case without a copy) and
 /// acts on it.
-fn process_bytes(parser: &mut Parser, line: &[u8], out: &mut Vec<Item>) {
+fn process_bytes(parser: &mut Parser, line: &[u8], on_item: &mut impl FnMut(ItemRef<'_>)) {
     match std::str::from_utf8(line) {
-        Ok(text) => parser.process_line(text, out),
-        Err(_) => parser.process_line(&String::from_utf8_lossy(line), out),
+        Ok(text) => parser.process_line(text, on_item),
+        Err(_) => parser.process_line(&String::from_utf8_lossy(line), on_item),
     }
 }
 
@@ -286,6 +386,74 @@ mod tests {
             got,
             vec![with_id("message", "x", "5", false), Item::Retry(20), with_id("message", "y", "5", false)]
         );
+    }
+
+    /// Everything `feed_with` lends, made owned, for comparing with `feed`.
+    fn lent_in_pieces(stream: &[u8], piece: usize) -> Vec<Item> {
+        let mut parser = Parser::new(1 << 20);
+        let mut out = Vec::new();
+        for chunk in stream.chunks(piece.max(1)) {
+            parser.feed_with(chunk, |item| out.push(item.to_owned_item())).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn lent_items_are_the_owned_ones_at_every_split() {
+        let stream = b"\xEF\xBB\xBF: hi\r\nretry: 20\nevent: add\nid: 7\ndata: a\r\ndata: b\r\rdata: c\n\n\
+                       id\ndata:x\n\nevent: message\ndata: \xFF\n\n";
+        let want = parse_in_pieces(stream, 1000);
+        assert_eq!(want.len(), 6, "{want:?}");
+        for piece in 1..=stream.len() {
+            assert_eq!(lent_in_pieces(stream, piece), want, "in pieces of {piece}");
+        }
+    }
+
+    #[test]
+    fn lent_events_borrow_buffers_that_are_reused() {
+        let mut parser = Parser::new(1 << 20);
+        let mut seen = Vec::new();
+        parser
+            .feed_with(b"id: 1\nevent: add\ndata: first\n\ndata: second\n\n", |item| {
+                if let ItemRef::Event(e) = item {
+                    seen.push((
+                        e.event_type.to_owned(),
+                        e.data.to_owned(),
+                        e.last_event_id.to_owned(),
+                        e.own_id,
+                    ));
+                }
+            })
+            .unwrap();
+        let want = [("add", "first", "1", true), ("message", "second", "1", false)];
+        let want: Vec<_> =
+            want.iter().map(|&(t, d, i, o)| (t.to_owned(), d.to_owned(), i.to_owned(), o)).collect();
+        assert_eq!(seen, want, "type and data reset after each event, the id does not");
+        // Once grown, the data buffer keeps its room: the next event of the same size reuses it.
+        let room = parser.data.capacity();
+        parser.feed_with(b"data: second\n\n", |_| {}).unwrap();
+        assert_eq!(parser.data.capacity(), room);
+        // A huge event's room is given back after it.
+        let huge = format!("data: {}\n\n", "x".repeat(KEEP_CAPACITY * 2));
+        parser.feed_with(huge.as_bytes(), |_| {}).unwrap();
+        assert_eq!(parser.data.capacity(), 0);
+    }
+
+    #[test]
+    fn line_ends_are_found_in_any_lane() {
+        for len in 0..40 {
+            for at in 0..len {
+                for end in [b'\n', b'\r'] {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = end;
+                    if at + 1 < len {
+                        bytes[at + 1] = b'\n'; // a later end must not win
+                    }
+                    assert_eq!(line_end(&bytes), Some(at), "len {len}, at {at}");
+                }
+            }
+            assert_eq!(line_end(&vec![0x8a; len]), None, "bytes with the high bit set are no line end");
+        }
     }
 
     #[test]

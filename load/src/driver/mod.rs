@@ -1,7 +1,8 @@
 //! The load generator's event loop: one `mio::Poll` drives every subscriber, the publisher, the ramp,
 //! reconnections and the per-second samples, by the same rules as the server's loop:
-//! - edge-triggered: a socket is read to `WouldBlock` or, when its per-turn bound stops it first, driven
-//!   again next turn without waiting for an edge that will not come;
+//! - edge-triggered: a socket is read to `WouldBlock` (or, when its event reported no hangup, to a plain
+//!   read that did not fill the buffer, which emptied it: see `client::Reads`) or, when its per-turn bound
+//!   stops it first, driven again next turn without waiting for an edge that will not come;
 //! - bounded work per turn: so many opens, reads and publishes a turn, so no part starves the others;
 //! - deadlines are the poll timeout: the next open on the ramp, the next reconnection, the next publish,
 //!   the next second's sample (and at most a second, and 20 ms while waiting for GO or a stop);
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token};
 use slab::Slab;
 
-use crate::client::{Scratch, Seen};
+use crate::client::{Reads, Scratch, Seen};
 use crate::report::{Report, Sample};
 use crate::target::Target;
 use crate::topics::{self, TopicTally};
@@ -168,7 +169,7 @@ impl Driver {
                 if event.token() == PUBLISHER {
                     self.drive_publisher(Instant::now());
                 } else {
-                    self.drive_sub(event.token().0);
+                    self.drive_sub(event.token().0, Reads::after(event));
                 }
                 // A publisher waiting for its answer is looked at every few subscribers, not once a turn:
                 // a turn of a thousand busy subscribers would otherwise stretch each round trip to it.
@@ -177,7 +178,7 @@ impl Driver {
                 }
             }
             for slot in std::mem::take(&mut self.again) {
-                self.drive_sub(slot);
+                self.drive_sub(slot, Reads::UntilWouldBlock); // no event says what is there
             }
             let now = Instant::now();
             self.open_due(now);

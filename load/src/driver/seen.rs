@@ -26,7 +26,8 @@ use crate::topics;
 impl Driver {
     /// Counts one thing `slot`'s current client saw, at `clock` (read once per read batch: the events
     /// of one batch arrived together, and reading the clock per event cost a tenth of the client's time).
-    pub(super) fn on_seen(&mut self, slot: usize, item: Seen, clock: Clock) {
+    /// An event's data and id are spans of `text`, the drive's scratch text.
+    pub(super) fn on_seen(&mut self, slot: usize, item: Seen, text: &str, clock: Clock) {
         let now = clock.now;
         let Some(client) = self.subs.get(slot).and_then(|sub| sub.client.as_ref()) else { return };
         let since_attempt = now.saturating_duration_since(client.attempt_started);
@@ -34,7 +35,9 @@ impl Driver {
             Seen::Head { status: 200, event_stream: true } => self.on_stream_opened(slot, now, since_attempt),
             Seen::Head { status, event_stream } => self.on_refused(slot, status, event_stream),
             Seen::Comment => self.on_ready(slot, ReadyOn::Comment),
-            Seen::Event { data, id } => self.on_event(slot, clock, since_attempt, &data, id.as_deref()),
+            Seen::Event { data, id } => {
+                self.on_event(slot, clock, since_attempt, data.of(text), id.map(|id| id.of(text)));
+            }
             Seen::Ended(why) => self.on_ended(slot, now, why),
             Seen::Completed => self.on_completed(slot, now, false),
         }

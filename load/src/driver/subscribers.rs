@@ -22,7 +22,7 @@ use mio_sse_wire::parser::Parser;
 use super::Driver;
 use super::plan::Mode;
 use super::stamps::Clock;
-use crate::client::{self, Client};
+use crate::client::{self, Client, Reads};
 use crate::ids::StreamIds;
 
 /// Tries of a connect that fails for a shortage of the moment before it counts as a failure.
@@ -201,23 +201,24 @@ impl Driver {
         }
     }
 
-    /// Does what `slot`'s socket allows, then counts what its client saw.
-    pub(super) fn drive_sub(&mut self, slot: usize) {
+    /// Does what `slot`'s socket allows (reading as far as `reads` says), then counts what its client saw.
+    pub(super) fn drive_sub(&mut self, slot: usize, reads: Reads) {
         let mut seen = std::mem::take(&mut self.seen);
         let Some(sub) = self.subs.get_mut(slot) else { return };
         let Some(client) = sub.client.as_mut() else { return };
         let before = client.last_bytes;
-        if client.drive(&mut self.scratch, &mut seen) {
+        if client.drive(&mut self.scratch, &mut seen, reads) {
             self.again.push(slot); // not drained to WouldBlock: no new edge will come for it
         }
         let after = client.last_bytes;
         let silence = after.saturating_duration_since(before).as_millis() as u64;
         self.report.max_silence_ms = self.report.max_silence_ms.max(silence);
         let clock = Clock::read();
+        let text = std::mem::take(&mut self.scratch.text); // the events' data and ids
         for item in seen.drain(..) {
-            self.on_seen(slot, item, clock);
+            self.on_seen(slot, item, &text, clock);
         }
-        self.seen = seen; // keep the allocation for the next drive
+        (self.seen, self.scratch.text) = (seen, text); // keep the allocations for the next drive
     }
 
     /// Ends the current attempt of `slot`, keeping what a browser keeps.
