@@ -112,6 +112,10 @@ impl<S: Transport> Server<S> {
             log::debug!("{peer}: set SO_SNDBUF: {e}");
         }
         let entry = self.conns.vacant_entry();
+        if entry.key() > crate::timer::MAX_SLOT as usize {
+            self.cx.counters.refused_at_accept += 1; // 16 million connections: past what a timer names
+            return;
+        }
         let key = ConnKey { slot: entry.key() as u32, generation: self.next_generation };
         self.next_generation = self.next_generation.wrapping_add(1);
         let socket = match S::wrap(socket, &self.acceptor) {

@@ -101,7 +101,7 @@ pub struct Server<S: Transport = TcpStream> {
     /// What turns an accepted TCP connection into an `S` (TLS: the certificate and settings).
     acceptor: S::Acceptor,
     /// Every connection's next deadline, in milliseconds since the loop's epoch (see [`crate::clock`]).
-    timers: TimerQueue<u64, ConnKey>,
+    timers: TimerQueue,
     /// Wakes the loop at its next deadline to the microsecond, where `poll` alone wakes up to a
     /// millisecond late (`None` if the kernel refused a timerfd: then `poll`'s timeout alone).
     wake: Option<Wake>,
@@ -179,7 +179,10 @@ impl<S: Transport> Server<S> {
             signals,
             shutdown_deadline: None,
             local_addr,
-            conns: Slab::with_capacity(1024),
+            // Sized once for the cap: growing by doubling would copy the slab and leave the old one's
+            // pages to the allocator (the largest share of a stream's memory). Pages not yet used cost
+            // address space, not memory.
+            conns: Slab::with_capacity(slots_to_reserve(max_connections)),
             acceptor,
             timers: TimerQueue::default(),
             wake,
@@ -196,6 +199,7 @@ impl<S: Transport> Server<S> {
             cluster: None,
             out_of_fds: false,
         };
+        server.cx.hub.topics.reserve_slots(slots_to_reserve(max_connections));
         if let Some(listener) = server.listener.as_mut() {
             server.poll.registry().register(listener, LISTENER, Interest::READABLE)?;
         }
@@ -376,7 +380,7 @@ impl<S: Transport> Server<S> {
         // The queue keeps full milliseconds (a total order); a connection keeps 32-bit stamps.
         let clock = self.cx.clock;
         let widen = |stamp| clock.widen(stamp, now);
-        self.timers.reschedule(key, armed.map(widen), wanted.map(widen));
+        self.timers.reschedule(key.slot, armed.map(widen), wanted.map(widen));
         if next == Next::Again && !conn.queue_again() {
             self.again.push(key); // once: a connection gets one more drive per turn, not one per event
         }
@@ -386,17 +390,19 @@ impl<S: Transport> Server<S> {
     /// deadline already past cannot keep this loop going.
     fn fire_timers(&mut self, now: Instant) {
         for _ in 0..self.timers.len() {
-            let Some((deadline, key)) = self.timers.pop_expired(self.cx.clock.ms_elapsed(now)) else {
+            let Some((deadline, slot)) = self.timers.pop_expired(self.cx.clock.ms_elapsed(now)) else {
                 break;
             };
-            let Some(conn) = live(&mut self.conns, key) else {
-                log::error!("a timer fired for a connection that is gone ({key:?}); ignored");
+            let Some(conn) = self.conns.get_mut(slot as usize) else {
+                log::error!("a timer fired for slot {slot}, which is free; ignored");
                 continue;
             };
+            // The entry names a slot: it is this connection's only if it armed exactly this deadline.
             if conn.armed_timer != Some(Stamp::from_ms(deadline)) {
-                continue; // a stale entry: the timer was moved
+                continue;
             }
             conn.armed_timer = None; // popped
+            let key = conn.key;
             self.with_conn(key, now, |conn, cx| conn.on_deadline(cx, now));
         }
     }
@@ -409,7 +415,7 @@ impl<S: Transport> Server<S> {
         conn.close(&mut self.cx, now, reason);
         let mut conn = self.conns.remove(key.slot as usize);
         if let Some(deadline) = conn.armed_timer {
-            self.timers.cancel(self.cx.clock.widen(deadline, now), key);
+            self.timers.cancel(self.cx.clock.widen(deadline, now), key.slot);
         }
         if let Err(e) = self.poll.registry().deregister(conn.socket_mut()) {
             log::debug!("{}: deregister: {e}", conn.peer);
@@ -427,6 +433,12 @@ impl<S: Transport> Server<S> {
 }
 
 /// The connection `key` names, if it is still the slot's owner (rule 6).
+/// Slots to reserve up front for a connection cap (and the over-capacity slots), at most a million: past
+/// that the tables grow as needed.
+fn slots_to_reserve(max_connections: usize) -> usize {
+    max_connections.saturating_add(crate::config::OVERFLOW_SLOTS).min(1 << 20)
+}
+
 fn live<S>(conns: &mut Slab<Connection<S>>, key: ConnKey) -> Option<&mut Connection<S>> {
     conns.get_mut(key.slot as usize).filter(|conn| conn.key == key)
 }
