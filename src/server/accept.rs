@@ -12,6 +12,8 @@
 //!   per episode.
 //! - New connections are accepted after the turn's events, so a slot freed in this batch is not reused
 //!   while the batch may still name it (rule 6).
+//! - At shutdown the whole accept queue is taken before the listener closes ([`Server::accept_backlog`]):
+//!   a connection left queued in a closing listener would be reset.
 
 use std::io;
 use std::net::SocketAddr;
@@ -82,6 +84,20 @@ impl<S: Transport> Server<S> {
         }
         // Bound reached with connections possibly still waiting: `listener_ready` stays set, and the next
         // poll does not wait.
+    }
+
+    /// At shutdown, before the listener closes: accepts everything its queue holds (at most [`BACKLOG`]
+    /// connections, the queue's size), so that none is reset with it. Returns how many were taken.
+    pub(super) fn accept_backlog(&mut self, now: Instant) -> u64 {
+        let before = self.cx.counters.accepted;
+        self.listener_ready = true;
+        for _ in 0..(BACKLOG as usize).div_ceil(ACCEPTS_PER_TURN) {
+            self.accept_pending(now);
+            if !self.listener_ready || self.accept_paused_until.is_some() {
+                break;
+            }
+        }
+        self.cx.counters.accepted - before
     }
 
     /// Takes a new connection into the slab, within the cap or in an overflow slot, or closes it at once.

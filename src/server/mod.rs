@@ -70,6 +70,7 @@ use crate::token::{BACKPLANE_COMMAND, BACKPLANE_READ, CLUSTER, ConnKey, LISTENER
 pub use accept::{ACCEPT_PAUSE, ACCEPTS_PER_TURN, BACKLOG, bind_listener, listen_error};
 pub use fan_out::FAN_OUT_SLICE;
 use fan_out::FanOut;
+pub use shutdown::{IDLE_GRACE, retry_spread_ms};
 pub use transport::Transport;
 /// Readiness events taken per poll.
 const EVENTS_CAPACITY: usize = 1024;
@@ -93,6 +94,8 @@ pub struct Server<S: Transport = TcpStream> {
     signals: Signals,
     /// Set once a signal started the graceful shutdown: when to give up waiting for connections.
     shutdown_deadline: Option<Instant>,
+    /// During the shutdown: when connections that have not sent a request are closed.
+    idle_close_at: Option<Instant>,
     local_addr: SocketAddr,
     conns: Slab<Connection<S>>,
     /// What turns an accepted TCP connection into an `S` (TLS: the certificate and settings).
@@ -169,6 +172,7 @@ impl<S: Transport> Server<S> {
             listener: Some(listener),
             signals,
             shutdown_deadline: None,
+            idle_close_at: None,
             local_addr,
             conns: Slab::with_capacity(1024),
             acceptor,
@@ -275,10 +279,7 @@ impl<S: Transport> Server<S> {
             }
             // Last: whatever any step above published goes out this turn, before the next poll.
             self.fan_out(now);
-            if let Some(deadline) = self.shutdown_deadline
-                && (self.conns.is_empty() || now >= deadline)
-            {
-                self.log_summary(deadline, now);
+            if self.shutdown_step(now) {
                 return Ok(Stop::Graceful);
             }
         }
@@ -333,6 +334,7 @@ impl<S: Transport> Server<S> {
             self.timers.next_deadline().map(|ms| self.cx.clock.at_ms(ms)),
             self.accept_paused_until,
             self.shutdown_deadline,
+            self.idle_close_at,
             backplane,
             logs,
             cluster,
