@@ -167,7 +167,10 @@ pub fn run(args: &Args) -> Result<u8, String> {
 
     let open_s = args.streams / args.ramp.max(1) + 1;
     // A ceiling only: the run is ended (SIGTERM) once the phases are over.
-    let restart_s = if args.rolling_restart { workers * 10 + 120 } else { 0 };
+    // A slot's turn: its replacement starts and reports (~2 s), the old process drains, its clients come
+    // back within `retry:` (3 s) + the spread (≤ 60 s) + 5 s (see the supervisor's `roll`).
+    let spread_s = (args.per_worker.min(args.streams) / 2).clamp(2_000, 60_000).div_ceil(1000);
+    let restart_s = if args.rolling_restart { workers * (spread_s + 12) + 120 } else { 0 };
     let duration_s = open_s * 2 + 60 + args.hold_s + restart_s;
     let csv = args.out_dir.join("load.csv");
     let _ = std::fs::remove_file(&csv);
@@ -210,6 +213,9 @@ pub fn run(args: &Args) -> Result<u8, String> {
     let report_text = report_reader.join().unwrap_or_default();
     drop(started); // stops what still runs (the server, then Redis)
     let report: Value = serde_json::from_str(report_text.trim()).unwrap_or(Value::Null);
+    if let Err(e) = std::fs::write(args.out_dir.join("load-report.json"), report_text.trim()) {
+        eprintln!("c1m: cannot keep the load generator's report in {}: {e}", args.out_dir.display());
+    }
     Ok(run.finish(&report))
 }
 
