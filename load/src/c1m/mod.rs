@@ -156,7 +156,8 @@ pub fn run(args: &Args) -> Result<u8, String> {
     let server_pid = server.id();
     started.0.push(("mio-sse".into(), server));
     wait_until(Duration::from_secs(60), || {
-        watch::metrics(addr).is_some_and(|m| m.get("mio_sse_workers") == Some(&workers))
+        watch::metrics(addr, workers > 1)
+            .is_some_and(|m| workers == 1 || m.get("mio_sse_workers") == Some(&workers))
     })
     .map_err(|_| {
         format!(
@@ -167,10 +168,11 @@ pub fn run(args: &Args) -> Result<u8, String> {
 
     let open_s = args.streams / args.ramp.max(1) + 1;
     // A ceiling only: the run is ended (SIGTERM) once the phases are over.
-    // A slot's turn: its replacement starts and reports (~2 s), the old process drains, its clients come
-    // back within `retry:` (3 s) + the spread (≤ 60 s) + 5 s (see the supervisor's `roll`).
+    // A slot's turn: its replacement starts and reports (~2 s), the old process drains (20 s at most),
+    // its clients come back within `retry:` (3 s) + the spread (≤ 60 s) + 5 s (see the supervisor's
+    // `roll`). Measured at a million on 2 cores: 20-40 s a slot, the drain's CPU the limit.
     let spread_s = (args.per_worker.min(args.streams) / 2).clamp(2_000, 60_000).div_ceil(1000);
-    let restart_s = if args.rolling_restart { workers * (spread_s + 12) + 120 } else { 0 };
+    let restart_s = if args.rolling_restart { workers * (spread_s + 40) + 120 } else { 0 };
     let duration_s = open_s * 2 + 60 + args.hold_s + restart_s;
     let csv = args.out_dir.join("load.csv");
     let _ = std::fs::remove_file(&csv);
@@ -205,7 +207,7 @@ pub fn run(args: &Args) -> Result<u8, String> {
         text
     });
 
-    let mut run = Run::new(args, run::Started { addr, server_pid, load_pid, slab_before, csv });
+    let mut run = Run::new(args, run::Started { addr, server_pid, workers, load_pid, slab_before, csv });
     run.watch(&stop)?;
     // Done: the load generator ends its run on SIGTERM and prints its report; then the rest stops.
     let _ = Command::new("kill").args(["-TERM", &load_pid.to_string()]).status();

@@ -39,6 +39,8 @@ struct Restart {
 pub struct Started {
     pub addr: SocketAddr,
     pub server_pid: u32,
+    /// Worker processes (more than one: `/metrics` answers with the service's totals).
+    pub workers: u64,
     pub load_pid: u32,
     pub slab_before: u64,
     pub csv: PathBuf,
@@ -177,7 +179,7 @@ impl<'a> Run<'a> {
         }
         self.next_tick += Duration::from_secs(1);
         // A scrape that finds no answer keeps the last figures (shown as they were, not as zeros).
-        let metrics = match watch::metrics(self.service.addr) {
+        let metrics = match watch::metrics(self.service.addr, self.service.workers > 1) {
             Some(metrics) => {
                 self.last_metrics = metrics.clone();
                 metrics

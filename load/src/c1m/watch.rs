@@ -81,9 +81,11 @@ pub fn tcp_mem_pages() -> u64 {
 }
 
 /// The service's `/metrics`, as name → value (labels kept in the name), or `None` if three tries found no
-/// answer (during a rolling restart a try may land on a worker that is closing).
-pub fn metrics(addr: SocketAddr) -> Option<HashMap<String, u64>> {
-    (0..3).find_map(|_| metrics_once(addr))
+/// answer (during a rolling restart a try may land on a worker that is closing). With `totals`, only an
+/// answer with the whole service's figures counts: a replacement worker answers with its own until it
+/// has the supervisor's totals (a second), and its zeros are not the service's.
+pub fn metrics(addr: SocketAddr, totals: bool) -> Option<HashMap<String, u64>> {
+    (0..3).find_map(|_| metrics_once(addr).filter(|m| !totals || m.contains_key("mio_sse_workers")))
 }
 
 fn metrics_once(addr: SocketAddr) -> Option<HashMap<String, u64>> {
