@@ -264,6 +264,7 @@ impl<'a> Run<'a> {
                 "lost": report["ids"]["missing"],
                 "jumps": report["ids"]["jumps"],
                 "duplicated": report["ids"]["duplicates"],
+                "decreases": report["ids"]["decreases"],
                 "not_back": report["not_back"],
                 "drops": report["drops"],
                 "retried": report["retried"],
@@ -294,8 +295,7 @@ impl<'a> Run<'a> {
             r.all_back
                 && n(&report["not_back"]) == 0
                 && report["recovery_ms"]["max"].as_f64().is_some_and(|ms| ms < 60_000.0)
-                && n(&report["ids"]["missing"]) + n(&report["ids"]["jumps"]) + n(&report["ids"]["duplicates"])
-                    == 0
+                && ["missing", "jumps", "duplicates", "decreases"].iter().all(|k| n(&report["ids"][*k]) == 0)
         });
         let ok = failures == 0 && self.held == streams && report != &Value::Null && restart_ok;
         let per = |bytes: u64| bytes as f64 / self.held.max(1) as f64;
@@ -332,8 +332,12 @@ impl<'a> Run<'a> {
                 r.peak_reconnects_per_s,
             );
             println!(
-                "| events through the restart | {} published; lost {} · jumps {} · duplicated {} |",
-                self.published, report["ids"]["missing"], report["ids"]["jumps"], report["ids"]["duplicates"]
+                "| events through the restart | {} published; lost {} · jumps {} · duplicated {} · older ids again {} |",
+                self.published,
+                report["ids"]["missing"],
+                report["ids"]["jumps"],
+                report["ids"]["duplicates"],
+                report["ids"]["decreases"]
             );
             println!(
                 "| streams ended / reconnections tried again | {} / {} |",
