@@ -21,6 +21,10 @@
 
 use std::time::{Duration, Instant};
 
+use signal_hook::consts::SIGTERM;
+
+use super::{Old, Supervisor, forward};
+
 /// After the spread of `retry:` times, the time left for the last clients to connect and be counted
 /// (reports are a second old, connects under load take a few more).
 pub const SETTLE: Duration = Duration::from_secs(5);
@@ -64,6 +68,89 @@ pub fn streams_back(before: u64, old_streams: u64, now_open: u64) -> bool {
 /// from, plus [`SETTLE`].
 pub fn due_back(now: Instant, retry_ms: u64, old_streams: u64) -> Instant {
     now + Duration::from_millis(retry_ms + crate::server::retry_spread_ms(old_streams)) + SETTLE
+}
+
+impl Supervisor {
+    /// A rolling restart's next step (see [`roll`]): replace a slot, drain its old process once the
+    /// replacement listens, go on once the old process is gone and its streams are back.
+    pub(super) fn roll_on(&mut self, now: Instant) {
+        let Some(mut roll) = self.roll.take() else { return };
+        if roll.slot >= self.workers.len() {
+            log::info!(
+                "rolling restart done in {:.1} s",
+                now.saturating_duration_since(roll.started).as_secs_f64()
+            );
+            return;
+        }
+        let slot = roll.slot;
+        match roll.step {
+            Step::Replace => {
+                let worker = &mut self.workers[slot];
+                let Some(old) = worker.child.take() else {
+                    roll.slot += 1; // no process in this slot now (it is being restarted): nothing to drain
+                    self.roll = Some(roll);
+                    return;
+                };
+                let old_pid = old.id();
+                log::info!(
+                    "worker {slot}: its replacement starts; the old process (pid {old_pid}) serves until it listens"
+                );
+                self.draining.push(Old { index: slot, child: old, report: worker.report.take() });
+                worker.exited(now, true);
+                worker.start_if_due(&self.exe, &self.args, now);
+                roll.step = Step::AwaitReplacement { since: now, old_pid, warned: false };
+            }
+            Step::AwaitReplacement { since, old_pid, warned } => {
+                if !self.workers[slot].ready {
+                    if !warned && now.saturating_duration_since(since) > SLOW_START {
+                        log::warn!(
+                            "worker {slot}: the replacement is not listening after {:?}; the old process serves on",
+                            SLOW_START
+                        );
+                        roll.step = Step::AwaitReplacement { since, old_pid, warned: true };
+                    }
+                    self.roll = Some(roll);
+                    return;
+                }
+                let before = self.open_streams();
+                let old = self.draining.iter_mut().find(|old| old.child.id() == old_pid);
+                let old_streams =
+                    old.as_ref().and_then(|o| o.report.as_ref()).map_or(0, |r| r.gauges.open_streams);
+                if let Some(old) = old {
+                    forward(&mut old.child, SIGTERM);
+                }
+                log::info!(
+                    "worker {slot}: the replacement listens; the old process (pid {old_pid}) drains {old_streams} streams"
+                );
+                let due = due_back(now, self.retry_ms, old_streams);
+                roll.step = Step::Drain { old_pid, before, old_streams, due };
+            }
+            Step::Drain { old_pid, before, old_streams, due } => {
+                let old_gone = !self.draining.iter().any(|old| old.child.id() == old_pid);
+                let back = streams_back(before, old_streams, self.open_streams());
+                if old_gone && (back || now >= due) {
+                    if !back {
+                        log::info!(
+                            "worker {slot}: {} of {old_streams} streams not back by their retry time; going on",
+                            before.saturating_sub(self.open_streams())
+                        );
+                    }
+                    roll.slot += 1;
+                    roll.step = Step::Replace;
+                }
+            }
+        }
+        self.roll = Some(roll);
+    }
+
+    /// Streams open in the service, by the latest reports (the old processes' included).
+    fn open_streams(&self) -> u64 {
+        let current = self.workers.iter().filter_map(|w| w.report.as_ref());
+        current
+            .chain(self.draining.iter().filter_map(|old| old.report.as_ref()))
+            .map(|r| r.gauges.open_streams)
+            .sum()
+    }
 }
 
 #[cfg(test)]
