@@ -79,6 +79,15 @@ impl Figures {
         Some((tag, id, figures))
     }
 
+    /// Adds the counters of a process that is gone (its gauges went with it), so that a service's
+    /// counters never go back when a worker is replaced.
+    pub fn add_counters(&mut self, gone: &Figures) {
+        let mut theirs = gone.counters.clone();
+        for (mine, theirs) in self.counters.values_mut().into_iter().zip(theirs.values_mut()) {
+            *mine += *theirs;
+        }
+    }
+
     /// Adds `other` in: counters and gauges sum; the backplane counts as up only where it is up everywhere.
     pub fn add(&mut self, other: &Figures) {
         let mut theirs = other.clone();

@@ -12,18 +12,28 @@
 //!   per episode.
 //! - New connections are accepted after the turn's events, so a slot freed in this batch is not reused
 //!   while the batch may still name it (rule 6).
+//! - A worker of `--workers` (`SO_REUSEPORT`) that reaches `--max-connections` leaves the group: it closes
+//!   its listener, and rejoins (binds a new one) once [`REJOIN_ROOM`] connections are free again. The
+//!   kernel spreads connections over a group evenly, not by load: in a rolling restart the drained
+//!   streams would otherwise pile onto the workers not restarted yet, past their fd limit (at a million
+//!   on 53 workers, ~50,000 each), and every connection past the cap would be closed with its request
+//!   unread, a reset. Out of the group, new connections go to workers with room; what its queue held
+//!   moves to them where `net.ipv4.tcp_migrate_req` is on. A single server keeps its listener and the
+//!   overflow answer.
+//! - At shutdown the whole accept queue is taken before the listener closes ([`Server::accept_backlog`]):
+//!   a connection left queued in a closing listener would be reset.
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::Interest;
-use mio::net::TcpStream;
+use mio::net::{TcpListener, TcpStream};
 
 use super::{Server, Transport};
 use crate::config::OVERFLOW_SLOTS;
 use crate::conn::{Connection, Next};
-use crate::token::ConnKey;
+use crate::token::{ConnKey, LISTENER};
 
 /// Connections accepted per turn at most: a connect storm must not delay the ticks of open streams.
 pub const ACCEPTS_PER_TURN: usize = 256;
@@ -32,12 +42,18 @@ pub const ACCEPTS_PER_TURN: usize = 256;
 pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Listen backlog: connections the kernel completes for us between two accept rounds.
 pub const BACKLOG: i32 = 4096;
+/// A worker that left its `SO_REUSEPORT` group at the cap rejoins once this many connections are free
+/// (hysteresis: not a bind and a close for every stream that ends).
+pub const REJOIN_ROOM: usize = 256;
 
 impl<S: Transport> Server<S> {
     /// Accepts waiting connections, at most [`ACCEPTS_PER_TURN`] this turn.
     pub(super) fn accept_pending(&mut self, now: Instant) {
         if self.shutdown_deadline.is_some() {
             return;
+        }
+        if self.listener.is_none() {
+            self.rejoin_if_room(now);
         }
         if let Some(until) = self.accept_paused_until {
             if now < until {
@@ -84,6 +100,64 @@ impl<S: Transport> Server<S> {
         // poll does not wait.
     }
 
+    /// At shutdown, before the listener closes: accepts everything its queue holds (at most [`BACKLOG`]
+    /// connections, the queue's size), so that none is reset with it. Returns how many were taken.
+    pub(super) fn accept_backlog(&mut self, now: Instant) -> u64 {
+        if self.listener.is_none() {
+            return 0; // out of the group at the cap, or closed already: nothing queued here
+        }
+        let before = self.cx.counters.accepted;
+        self.listener_ready = true;
+        for _ in 0..(BACKLOG as usize).div_ceil(ACCEPTS_PER_TURN) {
+            self.accept_pending(now);
+            if !self.listener_ready || self.accept_paused_until.is_some() {
+                break;
+            }
+        }
+        self.cx.counters.accepted - before
+    }
+
+    /// At the cap, a worker of a `SO_REUSEPORT` group closes its listener: new connections go to the
+    /// others (see the module's rules).
+    fn leave_group(&mut self) {
+        if let Some(mut listener) = self.listener.take() {
+            if let Err(e) = self.poll.registry().deregister(&mut listener) {
+                log::debug!("deregister the listener: {e}");
+            }
+            self.listener_ready = false;
+            log::info!(
+                "at {} connections (the cap): leaving the listening group; new connections go to the other workers",
+                self.max_connections
+            );
+        }
+    }
+
+    /// Out of the group at the cap: binds a new listener once [`REJOIN_ROOM`] connections are free (a
+    /// failure is logged and retried after [`ACCEPT_PAUSE`]).
+    fn rejoin_if_room(&mut self, now: Instant) {
+        let room = self.max_connections.saturating_sub(self.admitted);
+        if room < REJOIN_ROOM.min(self.max_connections) || self.accept_paused_until.is_some_and(|at| now < at)
+        {
+            return;
+        }
+        let bound =
+            bind_listener(self.local_addr, true).map(TcpListener::from_std).and_then(|mut listener| {
+                self.poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+                Ok(listener)
+            });
+        match bound {
+            Ok(listener) => {
+                self.listener = Some(listener);
+                self.listener_ready = true;
+                log::info!("{room} connections free: listening again");
+            }
+            Err(e) => {
+                log::error!("cannot listen again on {}: {e}; retrying", self.local_addr);
+                self.accept_paused_until = Some(now + ACCEPT_PAUSE);
+            }
+        }
+    }
+
     /// Takes a new connection into the slab, within the cap or in an overflow slot, or closes it at once.
     fn admit(&mut self, socket: TcpStream, peer: SocketAddr, now: Instant) {
         self.cx.counters.accepted += 1;
@@ -101,6 +175,9 @@ impl<S: Transport> Server<S> {
             return; // dropping the socket closes it
         }
         self.refusing = false;
+        if self.cx.config.reuse_port && self.admitted + 1 >= self.max_connections && !over_capacity {
+            self.leave_group();
+        }
         // Ticks are small writes: without TCP_NODELAY, Nagle's algorithm would hold one back until the
         // previous one is acknowledged (40 ms or more with delayed ACKs).
         if let Err(e) = socket.set_nodelay(true) {

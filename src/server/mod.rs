@@ -72,6 +72,7 @@ use crate::token::{BACKPLANE_COMMAND, BACKPLANE_READ, CLUSTER, ConnKey, LISTENER
 pub use accept::{ACCEPT_PAUSE, ACCEPTS_PER_TURN, BACKLOG, bind_listener, listen_error};
 pub use fan_out::FAN_OUT_SLICE;
 use fan_out::FanOut;
+pub use shutdown::{IDLE_GRACE, retry_spread_ms};
 pub use transport::Transport;
 use wake::Wake;
 /// Readiness events taken per poll.
@@ -96,6 +97,8 @@ pub struct Server<S: Transport = TcpStream> {
     signals: Signals,
     /// Set once a signal started the graceful shutdown: when to give up waiting for connections.
     shutdown_deadline: Option<Instant>,
+    /// During the shutdown: when connections that have not sent a request are closed.
+    idle_close_at: Option<Instant>,
     local_addr: SocketAddr,
     conns: Slab<Connection<S>>,
     /// What turns an accepted TCP connection into an `S` (TLS: the certificate and settings).
@@ -178,6 +181,7 @@ impl<S: Transport> Server<S> {
             listener: Some(listener),
             signals,
             shutdown_deadline: None,
+            idle_close_at: None,
             local_addr,
             // Sized once for the cap: growing by doubling would copy the slab and leave the old one's
             // pages to the allocator (the largest share of a stream's memory). Pages not yet used cost
@@ -292,10 +296,7 @@ impl<S: Transport> Server<S> {
             }
             // Last: whatever any step above published goes out this turn, before the next poll.
             self.fan_out(now);
-            if let Some(deadline) = self.shutdown_deadline
-                && (self.conns.is_empty() || now >= deadline)
-            {
-                self.log_summary(deadline, now);
+            if self.shutdown_step(now) {
                 return Ok(Stop::Graceful);
             }
         }
@@ -352,6 +353,7 @@ impl<S: Transport> Server<S> {
             self.timers.next_deadline().map(|ms| self.cx.clock.at_ms(ms)),
             self.accept_paused_until,
             self.shutdown_deadline,
+            self.idle_close_at,
             backplane,
             logs,
             cluster,

@@ -11,14 +11,17 @@
 //!   worker's sake: only on a signal, or when started wrong (no `--redis`, the address taken);
 //! - on SIGINT or SIGTERM forwards the signal so every worker drains, and exits once all have; on a
 //!   second signal stops them at once;
-//! - on SIGHUP restarts the workers one after another (a rolling restart): each slot's replacement starts
-//!   at once and the old process drains beside it; the next slot goes when the replacement is listening
-//!   and the old process is gone;
+//! - on SIGHUP restarts the workers one after another (a rolling restart, paced as [`roll`] says): each
+//!   slot's replacement starts first, the old process drains once the replacement listens, and the next
+//!   slot goes once the old process is gone and its streams are back;
 //! - sums the workers' figures once a second and sends the totals to every worker, so `/metrics` on the
-//!   service's address shows the whole service.
+//!   service's address shows the whole service. A link's process is known by the kernel's word
+//!   (`SO_PEERCRED`), so a draining process and its replacement, which share a slot, are counted apart;
+//!   the counters of processes gone are kept, so the service's counters never go back.
 //!
 //! Nothing in it sleeps: everything it waits for is a deadline or an event in `poll`.
 
+mod roll;
 mod workers;
 
 use std::io;
@@ -35,6 +38,7 @@ use slab::Slab;
 
 use crate::cluster::{self, Figures, Link, REPORT_EVERY};
 use crate::config::Config;
+use roll::Roll;
 use workers::Worker;
 
 const LISTENER: Token = Token(usize::MAX);
@@ -42,12 +46,18 @@ const SIGNALS: Token = Token(usize::MAX - 1);
 /// Links accepted per turn at most.
 const ACCEPTS_PER_TURN: usize = 64;
 
-/// A rolling restart in progress: the slot being replaced, and the old process it waits to be gone.
-#[derive(Debug)]
-struct Roll {
-    slot: usize,
-    started: Instant,
-    replacing: bool,
+/// A worker's link, and the process at its other end (`SO_PEERCRED`; `None` if the kernel would not say).
+struct Linked {
+    link: Link,
+    pid: Option<u32>,
+}
+
+/// A slot's old process in a rolling restart: set aside while its replacement starts, then draining.
+struct Old {
+    index: usize,
+    child: Child,
+    /// Its latest figures (its streams count in the service's until it is gone).
+    report: Option<Figures>,
 }
 
 /// Runs the supervisor until its workers have stopped after a signal.
@@ -68,6 +78,7 @@ pub fn supervise(config: &Config) -> Result<ExitCode, String> {
     // Resolved once: a binary replaced or removed later is restarted from the same path.
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program's path: {e}"))?;
     let mut supervisor = Supervisor::new(config.workers as usize, exe, worker_args(addr), addr)
+        .map(|s| Supervisor { retry_ms: config.retry_ms, ..s })
         .map_err(|e| format!("cannot start supervising: {e}"))?;
     supervisor.run().map_err(|e| format!("supervisor: {e}"))
 }
@@ -76,10 +87,14 @@ struct Supervisor {
     poll: Poll,
     signals: Signals,
     listener: UnixListener,
-    links: Slab<(Link, Option<usize>)>,
+    links: Slab<Linked>,
     workers: Vec<Worker>,
-    /// Old processes of a rolling restart, draining beside their replacements.
-    draining: Vec<(usize, Child)>,
+    /// Old processes of a rolling restart, beside their replacements.
+    draining: Vec<Old>,
+    /// The counters of processes gone: part of the service's totals, which never go back.
+    retired: Figures,
+    /// The workers' `--retry-ms`: with the spread, when a drained process's clients are due back.
+    retry_ms: u64,
     exe: PathBuf,
     args: Vec<String>,
     addr: SocketAddr,
@@ -104,6 +119,8 @@ impl Supervisor {
             links: Slab::new(),
             workers: (0..count).map(|index| Worker::new(index, now)).collect(),
             draining: Vec::new(),
+            retired: Figures::default(),
+            retry_ms: 3_000,
             exe,
             args,
             addr,
@@ -171,7 +188,7 @@ impl Supervisor {
                         "signal {signal}: restarting {} workers one after another",
                         self.workers.len()
                     );
-                    self.roll = Some(Roll { slot: 0, started: now, replacing: false });
+                    self.roll = Some(Roll::new(now));
                 }
                 SIGHUP => log::info!("signal {signal}: a rolling restart is already under way"),
                 SIGINT | SIGTERM if self.stopping => {
@@ -197,7 +214,7 @@ impl Supervisor {
 
     fn children_mut(&mut self) -> impl Iterator<Item = &mut Child> {
         let running = self.workers.iter_mut().filter_map(|w| w.child.as_mut());
-        running.chain(self.draining.iter_mut().map(|(_, child)| child))
+        running.chain(self.draining.iter_mut().map(|old| &mut old.child))
     }
 
     /// Collects exited children: a worker that exited unasked is restarted (backed off).
@@ -212,50 +229,23 @@ impl Supervisor {
                 worker.child = None;
                 continue;
             }
+            if let Some(report) = worker.report.take() {
+                self.retired.add_counters(&report);
+            }
             let wait = worker.exited(now, rolling == Some(worker.index));
             log::warn!("worker {} (pid {pid}) exited ({status}); restarting it in {wait:?}", worker.index);
         }
-        self.draining.retain_mut(|(index, child)| match child.try_wait() {
+        let retired = &mut self.retired;
+        self.draining.retain_mut(|old| match old.child.try_wait() {
             Ok(Some(status)) => {
-                log::info!("worker {index}'s old process (pid {}) drained and exited ({status})", child.id());
+                log::info!("worker {}'s old process (pid {}) exited ({status})", old.index, old.child.id());
+                if let Some(report) = old.report.take() {
+                    retired.add_counters(&report);
+                }
                 false
             }
             _ => true,
         });
-    }
-
-    /// A rolling restart's next step: replace a slot, then wait for the replacement to listen and the
-    /// old process to drain before the next slot.
-    fn roll_on(&mut self, now: Instant) {
-        let Some(roll) = self.roll.as_mut() else { return };
-        let Some(worker) = self.workers.get_mut(roll.slot) else {
-            log::info!(
-                "rolling restart done in {:.1} s",
-                now.saturating_duration_since(roll.started).as_secs_f64()
-            );
-            self.roll = None;
-            return;
-        };
-        if !roll.replacing {
-            if let Some(mut old) = worker.child.take() {
-                forward(&mut old, SIGTERM);
-                log::info!(
-                    "worker {}: the old process (pid {}) drains; its replacement starts",
-                    worker.index,
-                    old.id()
-                );
-                self.draining.push((worker.index, old));
-            }
-            worker.exited(now, true);
-            worker.start_if_due(&self.exe, &self.args, now);
-            roll.replacing = true;
-            return;
-        }
-        let old_gone = !self.draining.iter().any(|(index, _)| *index == roll.slot);
-        if worker.ready && old_gone {
-            roll.slot += 1;
-            roll.replacing = false;
-        }
     }
 
     fn accept_links(&mut self) {
@@ -272,7 +262,10 @@ impl Supervisor {
                         log::warn!("a worker's link: register: {e}");
                         continue;
                     }
-                    entry.insert((Link::new(socket), None));
+                    let pid = rustix::net::sockopt::socket_peercred(&socket)
+                        .ok()
+                        .map(|cred| cred.pid.as_raw_nonzero().get() as u32);
+                    entry.insert(Linked { link: Link::new(socket), pid });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -286,29 +279,35 @@ impl Supervisor {
 
     /// A worker's report: its figures, and, the first time, that it is listening.
     fn on_link(&mut self, slot: usize) {
-        let Some((link, _)) = self.links.get_mut(slot) else { return };
+        let Some(Linked { link, pid }) = self.links.get_mut(slot) else { return };
+        let pid = *pid;
         let lines = match link.flush().and_then(|()| link.read_lines()) {
             Ok(lines) => lines,
             Err(e) => {
                 if e.kind() != io::ErrorKind::UnexpectedEof {
                     log::warn!("a worker's link failed: {e}");
                 }
-                let (mut link, _) = self.links.remove(slot);
-                let _ = self.poll.registry().deregister(&mut link.socket);
+                let mut linked = self.links.remove(slot);
+                let _ = self.poll.registry().deregister(&mut linked.link.socket);
                 return;
             }
         };
         for line in lines {
             let Some(('r', index, figures)) = Figures::decode(&line) else {
                 log::warn!("a worker sent a line that is not a report; dropping its link");
-                let (mut link, _) = self.links.remove(slot);
-                let _ = self.poll.registry().deregister(&mut link.socket);
+                let mut linked = self.links.remove(slot);
+                let _ = self.poll.registry().deregister(&mut linked.link.socket);
                 return;
             };
             let count = self.workers.len();
             let Some(worker) = self.workers.get_mut(index as usize) else { continue };
-            if let Some((_, of)) = self.links.get_mut(slot) {
-                *of = Some(worker.index);
+            // A slot's old process and its replacement both report as that slot: the pid tells them apart.
+            let current = worker.child.as_ref().map(Child::id);
+            if pid.is_some() && pid != current {
+                if let Some(old) = self.draining.iter_mut().find(|old| Some(old.child.id()) == pid) {
+                    old.report = Some(figures);
+                }
+                continue;
             }
             if !worker.ready {
                 worker.ready = true;
@@ -328,9 +327,10 @@ impl Supervisor {
 
     /// Sends every worker the sum of the latest reports.
     fn send_totals(&mut self) {
-        let mut totals = Figures::default();
+        let mut totals = self.retired.clone();
         let mut reporting = 0;
-        for report in self.workers.iter().filter_map(|w| w.report.as_ref()) {
+        let current = self.workers.iter().filter_map(|w| w.report.as_ref());
+        for report in current.chain(self.draining.iter().filter_map(|old| old.report.as_ref())) {
             totals.add(report);
             reporting += 1;
         }
@@ -339,14 +339,14 @@ impl Supervisor {
         }
         let line = totals.encode('t', reporting);
         let mut failed = Vec::new();
-        for (slot, (link, _)) in self.links.iter_mut() {
-            if link.send(&line).is_err() {
+        for (slot, linked) in self.links.iter_mut() {
+            if linked.link.send(&line).is_err() {
                 failed.push(slot);
             }
         }
         for slot in failed {
-            let (mut link, _) = self.links.remove(slot);
-            let _ = self.poll.registry().deregister(&mut link.socket);
+            let mut linked = self.links.remove(slot);
+            let _ = self.poll.registry().deregister(&mut linked.link.socket);
         }
     }
 }

@@ -4,7 +4,9 @@
 //! Rules:
 //! - Only raise, never lower: a machine tuned further than we need is left alone.
 //! - Where a setting cannot be written (not root, a read-only /proc/sys, a container), say which setting
-//!   and what value it needs, and stop before anything starts.
+//!   and what value it needs, and stop before anything starts. One exception: a small run (which needs no
+//!   root otherwise) goes on without `tcp_migrate_req`, saying so: without it, connections queued at a
+//!   draining worker when its listener closes are reset, and the load generator tries them again.
 //! - Settings are files under /proc/sys (no `sysctl` binary needed).
 
 use std::fs;
@@ -61,9 +63,10 @@ fn needs(streams: u64, source_ips: u64, reserved: &[u16], rolling: bool) -> Vec<
     if large {
         needs.push(("net.ipv4.ip_local_reserved_ports", Need::Ports(reserved.to_vec())));
     }
-    if large && rolling {
-        // A worker that drains closes its listener; what waits in its accept queue moves to another
-        // worker instead of being reset.
+    if rolling {
+        // A worker that drains closes its listener; what waits in its accept queue (or is half-way
+        // through its handshake) moves to another listener of the `SO_REUSEPORT` group instead of being
+        // reset (Linux 5.14 and later).
         needs.push(("net.ipv4.tcp_migrate_req", Need::AtLeast(1)));
     }
     needs
@@ -107,11 +110,19 @@ pub fn apply(streams: u64, source_ips: u64, reserved: &[u16], rolling: bool) -> 
     let mut changed = Vec::new();
     for (name, need) in needs(streams, source_ips, reserved, rolling) {
         let path = path_of(name);
+        // Wanted, not needed: a small run goes on without it (see the rules above).
+        let optional = name == "net.ipv4.tcp_migrate_req" && streams <= 50_000;
         let Ok(before) =
             fs::read_to_string(&path).map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
         else {
             if name.starts_with("net.netfilter") {
                 eprintln!("c1m: {name}: not loaded (no connection tracking): nothing to do");
+                continue;
+            }
+            if optional {
+                eprintln!(
+                    "c1m: {name}: not in this kernel (before 5.14): queued connections of a draining worker are reset"
+                );
                 continue;
             }
             restore(&changed);
@@ -123,6 +134,13 @@ pub fn apply(streams: u64, source_ips: u64, reserved: &[u16], rolling: bool) -> 
             None => eprintln!("c1m: {name} = {before} (enough)"),
             Some(after) => {
                 if let Err(e) = fs::write(&path, &after) {
+                    if optional {
+                        eprintln!(
+                            "c1m: cannot set {name} to {after} ({e}); going on without it: connections queued at \
+                             a draining worker are reset, and the load generator tries them again"
+                        );
+                        continue;
+                    }
                     restore(&changed);
                     return Err(format!(
                         "cannot set {name} to {after:?} ({e}): run as root, or set it yourself \

@@ -156,7 +156,8 @@ pub fn run(args: &Args) -> Result<u8, String> {
     let server_pid = server.id();
     started.0.push(("mio-sse".into(), server));
     wait_until(Duration::from_secs(60), || {
-        watch::metrics(addr).is_some_and(|m| m.get("mio_sse_workers") == Some(&workers))
+        watch::metrics(addr, workers > 1)
+            .is_some_and(|m| workers == 1 || m.get("mio_sse_workers") == Some(&workers))
     })
     .map_err(|_| {
         format!(
@@ -167,7 +168,11 @@ pub fn run(args: &Args) -> Result<u8, String> {
 
     let open_s = args.streams / args.ramp.max(1) + 1;
     // A ceiling only: the run is ended (SIGTERM) once the phases are over.
-    let restart_s = if args.rolling_restart { workers * 10 + 120 } else { 0 };
+    // A slot's turn: its replacement starts and reports (~2 s), the old process drains (20 s at most),
+    // its clients come back within `retry:` (3 s) + the spread (≤ 60 s) + 5 s (see the supervisor's
+    // `roll`). Measured at a million on 2 cores: 20-40 s a slot, the drain's CPU the limit.
+    let spread_s = (args.per_worker.min(args.streams) / 2).clamp(2_000, 60_000).div_ceil(1000);
+    let restart_s = if args.rolling_restart { workers * (spread_s + 40) + 120 } else { 0 };
     let duration_s = open_s * 2 + 60 + args.hold_s + restart_s;
     let csv = args.out_dir.join("load.csv");
     let _ = std::fs::remove_file(&csv);
@@ -202,7 +207,7 @@ pub fn run(args: &Args) -> Result<u8, String> {
         text
     });
 
-    let mut run = Run::new(args, run::Started { addr, server_pid, load_pid, slab_before, csv });
+    let mut run = Run::new(args, run::Started { addr, server_pid, workers, load_pid, slab_before, csv });
     run.watch(&stop)?;
     // Done: the load generator ends its run on SIGTERM and prints its report; then the rest stops.
     let _ = Command::new("kill").args(["-TERM", &load_pid.to_string()]).status();
@@ -210,6 +215,9 @@ pub fn run(args: &Args) -> Result<u8, String> {
     let report_text = report_reader.join().unwrap_or_default();
     drop(started); // stops what still runs (the server, then Redis)
     let report: Value = serde_json::from_str(report_text.trim()).unwrap_or(Value::Null);
+    if let Err(e) = std::fs::write(args.out_dir.join("load-report.json"), report_text.trim()) {
+        eprintln!("c1m: cannot keep the load generator's report in {}: {e}", args.out_dir.display());
+    }
     Ok(run.finish(&report))
 }
 

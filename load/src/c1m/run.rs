@@ -24,12 +24,14 @@ pub struct Readings {
     tcp_mem_pages: u64,
 }
 
-/// A rolling restart's figures.
-#[derive(Debug, Clone, Copy, Default)]
+/// A rolling restart's figures: its length, the most reconnections the load generator made in one
+/// second, whether every stream was back, and the kernel's TCP counters over it (who reset what).
+#[derive(Debug, Clone, Default)]
 struct Restart {
     duration_s: f64,
     peak_reconnects_per_s: u64,
     all_back: bool,
+    kernel: Vec<(&'static str, u64)>,
 }
 
 /// What was started, and where to read it: the service's address, the two process trees, the load
@@ -37,6 +39,8 @@ struct Restart {
 pub struct Started {
     pub addr: SocketAddr,
     pub server_pid: u32,
+    /// Worker processes (more than one: `/metrics` answers with the service's totals).
+    pub workers: u64,
     pub load_pid: u32,
     pub slab_before: u64,
     pub csv: PathBuf,
@@ -49,6 +53,8 @@ pub struct Run<'a> {
     next_tick: Instant,
     opened_total: Option<u64>,
     opens_this_second: u64,
+    /// Reconnections the load generator made in its last second (its `--csv`).
+    reconnects_this_second: u64,
     open_duration_s: Option<f64>,
     held: u64,
     at_hold: Readings,
@@ -69,6 +75,7 @@ impl<'a> Run<'a> {
             next_tick: now + Duration::from_secs(1),
             opened_total: None,
             opens_this_second: 0,
+            reconnects_this_second: 0,
             open_duration_s: None,
             held: 0,
             at_hold: Readings::default(),
@@ -127,12 +134,13 @@ impl<'a> Run<'a> {
         let _ =
             std::process::Command::new("kill").args(["-HUP", &self.service.server_pid.to_string()]).status();
         let began = Instant::now();
+        let kernel_before = watch::tcp_counters();
         let log = self.args.out_dir.join("server.log");
         let mut restart = Restart::default();
         let mut done_at: Option<Instant> = None;
         while !stop.load(Ordering::Relaxed) && self.load_running() {
             let readings = self.tick(true);
-            restart.peak_reconnects_per_s = restart.peak_reconnects_per_s.max(self.opens_this_second);
+            restart.peak_reconnects_per_s = restart.peak_reconnects_per_s.max(self.reconnects_this_second);
             if done_at.is_none()
                 && std::fs::read_to_string(&log).is_ok_and(|l| l.contains("rolling restart done"))
             {
@@ -147,6 +155,12 @@ impl<'a> Run<'a> {
             }
         }
         restart.duration_s = began.elapsed().as_secs_f64();
+        let kernel_after = watch::tcp_counters();
+        restart.kernel = kernel_before
+            .iter()
+            .zip(&kernel_after)
+            .map(|((name, before), (_, after))| (*name, after.saturating_sub(*before)))
+            .collect();
         self.restart = Some(restart);
     }
 
@@ -165,7 +179,7 @@ impl<'a> Run<'a> {
         }
         self.next_tick += Duration::from_secs(1);
         // A scrape that finds no answer keeps the last figures (shown as they were, not as zeros).
-        let metrics = match watch::metrics(self.service.addr) {
+        let metrics = match watch::metrics(self.service.addr, self.service.workers > 1) {
             Some(metrics) => {
                 self.last_metrics = metrics.clone();
                 metrics
@@ -176,7 +190,8 @@ impl<'a> Run<'a> {
         let opened = value("mio_sse_streams_opened_total");
         self.opens_this_second = opened.saturating_sub(self.opened_total.unwrap_or(opened));
         self.opened_total = Some(opened);
-        let (load_open, _) = watch::last_csv_row(&self.service.csv).unwrap_or((0, 0));
+        let (load_open, reconnects) = watch::last_csv_row(&self.service.csv).unwrap_or((0, 0));
+        self.reconnects_this_second = reconnects;
         let ((server_rss, server_pss), (load_rss, load_pss)) =
             (watch::memory_tree(self.service.server_pid), watch::memory_tree(self.service.load_pid));
         let readings = Readings {
@@ -234,18 +249,26 @@ impl<'a> Run<'a> {
         let n = |v: &Value| v.as_u64().unwrap_or(0);
         let failures = n(&report["failure_count"]);
         let opens_per_s = self.open_duration_s.map_or(0.0, |s| streams as f64 / s.max(1e-9));
-        let restart = self.restart.map(|r| {
+        let restart = self.restart.as_ref().map(|r| {
+            let kernel: serde_json::Map<String, Value> =
+                r.kernel.iter().map(|(name, n)| (name.to_string(), json!(n))).collect();
             json!({
                 "duration_s": r.duration_s,
                 "all_back": r.all_back,
                 "back_ms": {"p50": report["recovery_ms"]["p50"], "p99": report["recovery_ms"]["p99"],
                             "max": report["recovery_ms"]["max"], "count": report["recovery_ms"]["count"]},
                 "reconnects_peak_per_s": r.peak_reconnects_per_s,
+                "reconnects": report["reconnects"],
                 "published": self.published,
                 "publish_failures": self.publish_failures,
                 "lost": report["ids"]["missing"],
+                "jumps": report["ids"]["jumps"],
                 "duplicated": report["ids"]["duplicates"],
+                "decreases": report["ids"]["decreases"],
                 "not_back": report["not_back"],
+                "drops": report["drops"],
+                "retried": report["retried"],
+                "kernel_tcp": kernel,
             })
         });
         let summary = json!({
@@ -266,9 +289,14 @@ impl<'a> Run<'a> {
             "restart": restart,
             "load_verdict": report["verdict"],
         });
-        let restart_ok = self.restart.is_none_or(|r| r.all_back)
-            && (self.restart.is_none()
-                || (n(&report["ids"]["missing"]) == 0 && n(&report["ids"]["duplicates"]) == 0));
+        // Through a restart: every stream back within a minute, no event lost (a missing id, or a jump in
+        // the backplane's one sequence of ids across a reconnection) and none repeated.
+        let restart_ok = self.restart.as_ref().is_none_or(|r| {
+            r.all_back
+                && n(&report["not_back"]) == 0
+                && report["recovery_ms"]["max"].as_f64().is_some_and(|ms| ms < 60_000.0)
+                && ["missing", "jumps", "duplicates", "decreases"].iter().all(|k| n(&report["ids"][*k]) == 0)
+        });
         let ok = failures == 0 && self.held == streams && report != &Value::Null && restart_ok;
         let per = |bytes: u64| bytes as f64 / self.held.max(1) as f64;
         println!("| figure | value |\n|---|---|");
@@ -295,15 +323,28 @@ impl<'a> Run<'a> {
         );
         if let Some(r) = &self.restart {
             println!(
-                "| rolling restart | {:.1} s; back p50 / p99 / max {} / {} / {} ms; peak {} reconnects/s; lost {} · duplicated {} |",
+                "| rolling restart | {:.1} s; back p50 / p99 / max {} / {} / {} ms; not back {}; peak {} reconnects/s |",
                 r.duration_s,
                 report["recovery_ms"]["p50"],
                 report["recovery_ms"]["p99"],
                 report["recovery_ms"]["max"],
+                report["not_back"],
                 r.peak_reconnects_per_s,
-                report["ids"]["missing"],
-                report["ids"]["duplicates"]
             );
+            println!(
+                "| events through the restart | {} published; lost {} · jumps {} · duplicated {} · older ids again {} |",
+                self.published,
+                report["ids"]["missing"],
+                report["ids"]["jumps"],
+                report["ids"]["duplicates"],
+                report["ids"]["decreases"]
+            );
+            println!(
+                "| streams ended / reconnections tried again | {} / {} |",
+                report["drops"], report["retried"]
+            );
+            let kernel: Vec<String> = r.kernel.iter().map(|(name, n)| format!("{name} {n}")).collect();
+            println!("| kernel TCP counters over the restart | {} |", kernel.join(" · "));
         }
         println!("| verdict | {} |", if ok { "passed" } else { "FAILED" });
         println!("{summary}");

@@ -1,5 +1,6 @@
 //! What `c1m` reads once a second: the memory of a process and its children, the kernel's slab and TCP
-//! memory, the service's `/metrics`, and the load generator's time series (its `--csv`).
+//! memory, the service's `/metrics`, and the load generator's time series (its `--csv`); and, around a
+//! rolling restart, the kernel's TCP counters that say who reset what ([`tcp_counters`]).
 //!
 //! Rules: read-only, from /proc and loopback; a reading that fails is `0` or `None` (a progress line must
 //! never stop a run).
@@ -80,9 +81,11 @@ pub fn tcp_mem_pages() -> u64 {
 }
 
 /// The service's `/metrics`, as name → value (labels kept in the name), or `None` if three tries found no
-/// answer (during a rolling restart a try may land on a worker that is closing).
-pub fn metrics(addr: SocketAddr) -> Option<HashMap<String, u64>> {
-    (0..3).find_map(|_| metrics_once(addr))
+/// answer (during a rolling restart a try may land on a worker that is closing). With `totals`, only an
+/// answer with the whole service's figures counts: a replacement worker answers with its own until it
+/// has the supervisor's totals (a second), and its zeros are not the service's.
+pub fn metrics(addr: SocketAddr, totals: bool) -> Option<HashMap<String, u64>> {
+    (0..3).find_map(|_| metrics_once(addr).filter(|m| !totals || m.contains_key("mio_sse_workers")))
 }
 
 fn metrics_once(addr: SocketAddr) -> Option<HashMap<String, u64>> {
@@ -103,12 +106,46 @@ fn metrics_once(addr: SocketAddr) -> Option<HashMap<String, u64>> {
     )
 }
 
-/// The load generator's last row of `--csv`: (open streams, failures that second), if any.
+/// The load generator's last row of `--csv`: (open streams, reconnections that second), if any.
 pub fn last_csv_row(path: &std::path::Path) -> Option<(u64, u64)> {
     let text = fs::read_to_string(path).ok()?;
     let last = text.lines().rev().find(|l| !l.starts_with("t_s") && !l.is_empty())?;
     let fields: Vec<&str> = last.split(',').collect();
-    Some((fields.get(1)?.parse().ok()?, fields.get(4)?.parse().ok()?))
+    Some((fields.get(1)?.parse().ok()?, fields.get(6)?.parse().ok()?))
+}
+
+/// The kernel's TCP counters that tell where resets come from (`/proc/net/netstat` and `/proc/net/snmp`,
+/// system-wide since boot: take the difference over a span): a close with unread input
+/// (`TCPAbortOnClose`), data for a closed socket (`TCPAbortOnData`), orphans past their limit
+/// (`TCPAbortOnMemory`), requests moved off a closing listener or not (`TCPMigrateReq*`), accept queues
+/// full (`ListenOverflows`), TIME_WAIT table full (`TCPTimeWaitOverflow`), resets sent (`OutRsts`).
+pub fn tcp_counters() -> Vec<(&'static str, u64)> {
+    const NAMES: [&str; 9] = [
+        "TCPAbortOnClose",
+        "TCPAbortOnData",
+        "TCPAbortOnMemory",
+        "TCPMigrateReqSuccess",
+        "TCPMigrateReqFailure",
+        "ListenOverflows",
+        "TCPTimeWaitOverflow",
+        "EstabResets",
+        "OutRsts",
+    ];
+    let mut values = HashMap::new();
+    for file in ["/proc/net/netstat", "/proc/net/snmp"] {
+        let text = fs::read_to_string(file).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        // Pairs of lines: `Prefix: name name …` then `Prefix: value value …`.
+        for pair in lines.chunks(2) {
+            let [names, numbers] = pair else { continue };
+            for (name, value) in names.split_whitespace().zip(numbers.split_whitespace()).skip(1) {
+                if let Ok(value) = value.parse::<u64>() {
+                    values.insert(name.to_string(), value);
+                }
+            }
+        }
+    }
+    NAMES.iter().map(|&name| (name, values.get(name).copied().unwrap_or(0))).collect()
 }
 
 /// Sums the failures column of the whole `--csv` so far.
@@ -126,5 +163,7 @@ mod tests {
         assert!(rss_tree(std::process::id()) > 0);
         assert!(slab_bytes() > 0);
         let _ = tcp_mem_pages(); // may be 0 on an idle machine
+        let counters = tcp_counters();
+        assert_eq!(counters.len(), 9);
     }
 }

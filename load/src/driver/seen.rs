@@ -195,7 +195,7 @@ impl Driver {
         if streamed {
             self.report.drop_stream(why);
         } else {
-            self.report.fail(why);
+            self.attempt_failed(slot, why);
         }
         self.settle(slot);
         if self.plan.reconnect {

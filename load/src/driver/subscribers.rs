@@ -9,8 +9,11 @@
 //! - A client whose per-turn read bound stopped it before `WouldBlock` is driven again next turn: no new
 //!   edge will come for bytes already in its socket.
 //! - Each stream settles once (its first attempt got a head or failed); the run is ready when all have.
-//! - An attempt ends once, in one count: connected, or a failure by cause. A subscriber that will not try
-//!   again is retired once ([`Driver::retire`]): stopped (churn: removed, its cycle over).
+//! - An attempt ends once, in one count: connected, or a failure by cause; or, for a dropped stream
+//!   coming back (`--reconnect`), a retry by cause ([`Driver::attempt_failed`]): a server that restarts
+//!   resets or refuses some reconnections, and a browser simply tries again after its `retry:` time. A
+//!   subscriber that will not try again is retired once ([`Driver::retire`]): stopped (churn: removed,
+//!   its cycle over).
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -175,13 +178,20 @@ impl Driver {
             return;
         }
         // Known at once (refused, no source address): counted now, not after the connect timeout.
-        self.report.fail(cause);
+        self.attempt_failed(slot, cause);
         self.settle(slot);
         if self.plan.reconnect {
             self.reconnects.schedule(Instant::now() + retry, slot);
         } else {
             self.retire(slot);
         }
+    }
+
+    /// An attempt of `slot` that got no head: a failure; but for a dropped stream coming back with
+    /// `--reconnect`, a retry (it tries again after its `retry:` time and is not back until it is).
+    pub(super) fn attempt_failed(&mut self, slot: usize, cause: String) {
+        let coming_back = self.plan.reconnect && self.subs.get(slot).is_some_and(|s| s.dropped_at.is_some());
+        if coming_back { self.report.retry(cause) } else { self.report.fail(cause) }
     }
 
     /// This subscriber will not try again: stopped for good (churn: removed, its cycle over).
@@ -257,7 +267,7 @@ impl Driver {
             .collect();
         for slot in stuck {
             self.settle(slot);
-            self.report.fail(format!("no response head within {:?}", self.plan.connect_timeout));
+            self.attempt_failed(slot, format!("no response head within {:?}", self.plan.connect_timeout));
             if self.plan.reconnect {
                 self.close(slot);
                 self.reconnects.schedule(now, slot);
@@ -294,11 +304,13 @@ impl Driver {
         let churn = matches!(self.plan.mode, Mode::Churn { .. });
         let stream = matches!(self.plan.mode, Mode::Stream { .. });
         let mut unfinished = 0;
-        let mut cut = 0;
+        let (mut cut, mut cut_coming_back) = (0, 0);
         let mut not_ready = 0;
         for (_, sub) in &self.subs {
             let connecting = sub.client.as_ref().is_some_and(|c| !c.is_streaming());
-            if connecting {
+            if connecting && self.plan.reconnect && sub.dropped_at.is_some() {
+                cut_coming_back += 1;
+            } else if connecting {
                 cut += 1;
             } else if churn && sub.client.is_some() {
                 not_ready += 1;
@@ -314,6 +326,9 @@ impl Driver {
         }
         for _ in 0..cut {
             self.report.fail("no response head when the run ended");
+        }
+        for _ in 0..cut_coming_back {
+            self.report.retry("no response head when the run ended");
         }
         for _ in 0..unfinished {
             self.report.drop_stream("not finished when the run ended");

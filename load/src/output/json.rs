@@ -37,6 +37,7 @@ pub fn summary(r: &Report, checks: &[Check], code: u8, with_histograms: bool) ->
         "failures": r.failures,
         "failure_count": r.failure_count(),
         "drops": r.drops,
+        "retried": r.retried,
         "events": r.events,
         "completed": r.completed,
         "refused": r.refused,

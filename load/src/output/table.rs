@@ -38,9 +38,17 @@ pub fn table(r: &Report, checks: &[Check], code: u8) -> String {
     let mut row = |k: &str, v: String| rows.push((k.to_owned(), v));
     row("mode", r.mode.clone());
     row(if r.mode == "churn" { "at once" } else { "streams" }, r.streams.to_string());
-    row("attempts", format!("{} = {} connected + {} failed", r.attempts, r.connected, r.failure_count()));
+    let retried =
+        if r.retried.is_empty() { String::new() } else { format!(" + {} retried", r.retried_count()) };
+    row(
+        "attempts",
+        format!("{} = {} connected + {} failed{retried}", r.attempts, r.connected, r.failure_count()),
+    );
     for (cause, n) in &r.failures {
         row("  failed", format!("{n} × {cause}"));
+    }
+    for (cause, n) in &r.retried {
+        row("  retried (a dropped stream coming back)", format!("{n} × {cause}"));
     }
     if !r.drops.is_empty() {
         row("dropped after connecting", r.drop_count().to_string());

@@ -4,8 +4,10 @@
 //!
 //! Rules:
 //! - Every connection attempt ends in exactly one place: `connected` (a `200 text/event-stream` head) or
-//!   one cause in `failures` (refused, a non-200, no head in time, still connecting when the run ended).
-//!   So `attempts == connected + failures`, always ([`Report::unaccounted`] is 0 at the end of a run).
+//!   one cause in `failures` (refused, a non-200, no head in time, still connecting when the run ended),
+//!   or, for a dropped stream coming back, one cause in `retried` (its server restarting: tried again
+//!   after its `retry:` time, not a failure; the stream is *not back* until it is).
+//!   So `attempts == connected + failures + retried`, always ([`Report::unaccounted`] is 0 at the end).
 //! - A stream that ends *after* connecting is a drop (`drops`, by cause), not an attempt's failure.
 //! - A publish the server refused is counted by its status (`publish_failures`); only accepted publishes
 //!   are expected at the subscribers.
@@ -40,6 +42,10 @@ pub struct Report {
     pub failures: BTreeMap<String, u64>,
     /// Streams that ended after connecting, by cause (`closed by server`, `reset`, ...).
     pub drops: BTreeMap<String, u64>,
+    /// Reconnection attempts of a dropped stream that did not get a head, by cause, tried again after
+    /// the stream's `retry:` time (`--reconnect`): what a restarting server costs, not a failure.
+    #[serde(default)]
+    pub retried: BTreeMap<String, u64>,
     /// Events received (any type).
     pub events: u64,
     /// Streams that ended as they should: the body ended cleanly, or `--until-data` arrived.
@@ -114,6 +120,15 @@ impl Report {
         *self.failures.entry(cause.into()).or_default() += 1;
     }
 
+    /// Counts a dropped stream's reconnection attempt that did not get a head and will be tried again.
+    pub fn retry(&mut self, cause: impl Into<String>) {
+        *self.retried.entry(cause.into()).or_default() += 1;
+    }
+
+    pub fn retried_count(&self) -> u64 {
+        self.retried.values().sum()
+    }
+
     /// Counts a stream that ended after connecting.
     pub fn drop_stream(&mut self, cause: impl Into<String>) {
         *self.drops.entry(cause.into()).or_default() += 1;
@@ -133,7 +148,10 @@ impl Report {
 
     /// Attempts neither connected nor failed: 0 once a run has ended.
     pub fn unaccounted(&self) -> i64 {
-        self.attempts as i64 - self.connected as i64 - self.failure_count() as i64
+        self.attempts as i64
+            - self.connected as i64
+            - self.failure_count() as i64
+            - self.retried_count() as i64
     }
 
     /// Failures by cause on one line: `2 × status 503, 1 × reset`.
@@ -155,6 +173,7 @@ impl Report {
         for (mine, theirs) in [
             (&mut self.failures, &other.failures),
             (&mut self.drops, &other.drops),
+            (&mut self.retried, &other.retried),
             (&mut self.publish_failures, &other.publish_failures),
         ] {
             for (cause, n) in theirs {
