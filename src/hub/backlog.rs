@@ -21,7 +21,7 @@ impl<'a> Owed<'a> {
         let ids = &ids[..ids.len().min(TOPICS_PER_STREAM_CAP)];
         let mut positions = [0; TOPICS_PER_STREAM_CAP];
         for (position, &id) in positions.iter_mut().zip(ids) {
-            *position = topics.get(id).map_or(0, |topic| topic.frames.partition_point(|f| f.id < cursor));
+            *position = topics.get(id).map_or(0, |topic| topic.position(cursor));
         }
         Owed { topics, ids, positions }
     }

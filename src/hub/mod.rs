@@ -51,6 +51,10 @@ pub use topics::{DEFAULT_TOPIC, Subscription, TopicId, Topics, TopicsFull};
 
 /// Longest `Last-Event-ID` value looked at: 20 digits hold every `u64`.
 pub const MAX_EVENT_ID_LEN: usize = 20;
+/// How far past the newest id a following hub holds a client's `Last-Event-ID` may be and still be
+/// waited for (see [`Hub::resume`]): ten million ids, hours of publishing at any rate a backlog read
+/// could be behind by.
+pub const MAX_AHEAD: u64 = 10_000_000;
 /// The topic of a frame that the backplane brought for a topic this process had no room for
 /// (`--max-topics`): it keeps the ring's ids contiguous and reaches nobody here.
 pub const NO_TOPIC: TopicId = u32::MAX;
@@ -323,7 +327,9 @@ impl Hub {
             Some(last) => owed.nth(last).map_or(self.next_id, |id| id + 1),
             None => self.normalize(cursor),
         };
-        if owed.next().is_none() { self.next_id } else { cursor }
+        // Nothing more owed: the end of the ring, or a cursor past it (a stream waiting for ids it
+        // has already seen elsewhere, see `resume`) that stays where it is.
+        if owed.next().is_none() { self.next_id.max(cursor) } else { cursor }
     }
 
     /// Bytes of the frames a stream at `cursor` still has to send; `None` if it fell behind.
@@ -334,7 +340,7 @@ impl Hub {
         let cursor = self.normalize(cursor);
         let lag =
             self.topics.topics_of(subscription).iter().filter_map(|&t| self.topics.get(t)).map(|topic| {
-                let first = topic.frames.partition_point(|f| f.id < cursor);
+                let first = topic.position(cursor);
                 topic.frames.get(first).map_or(0, |f| topic.published_bytes - f.start)
             });
         Some(lag.sum())
@@ -347,8 +353,13 @@ impl Hub {
             return Resume { cursor: self.next_id, lost: None };
         };
         if last >= self.next_id {
-            // "Ahead": an id this server never issued. Nothing to replay.
-            return Resume { cursor: self.next_id, lost: None };
+            // Ahead of what this process holds. Through the backplane that is a process behind Redis
+            // (a worker just started, still reading the backlog) and a client that has seen those ids:
+            // it waits for the ids after its own, rather than getting again what it had. Anything else
+            // (or an id implausibly far ahead) is an id never issued: live, nothing to replay.
+            let behind_redis = self.following && (self.next_id == 0 || last - self.next_id < MAX_AHEAD);
+            let cursor = if behind_redis { last + 1 } else { self.next_id };
+            return Resume { cursor, lost: None };
         }
         let wanted = last + 1;
         // The newest id the client may have missed and cannot get. An id from before this process's

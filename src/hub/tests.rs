@@ -136,6 +136,28 @@ fn a_following_hub_takes_given_ids_skips_repeats_and_restarts_after_a_gap() {
 }
 
 #[test]
+fn a_following_hub_behind_redis_makes_a_client_ahead_of_it_wait_rather_than_resend() {
+    let mut hub = Hub::following(100, 1 << 20, usize::MAX, 10);
+    // A worker just started: it has read nothing yet, and a client comes back having seen 502.
+    let early = hub.resume(ALL, Some(502));
+    assert_eq!(early, Resume { cursor: 503, lost: None });
+    for id in 500..=505 {
+        hub.append(id, None, None, "backlog");
+    }
+    assert_eq!(hub.owed(ALL, early.cursor).collect::<Vec<_>>(), [503, 504, 505], "none it had");
+    // Some read, not all: a client at 510 waits for 511; nothing owed does not pull its cursor back.
+    let waiting = hub.resume(ALL, Some(510));
+    assert_eq!(waiting.cursor, 511);
+    assert_eq!(hub.advance(ALL, waiting.cursor, 0), 511);
+    assert!(!hub.owes(ALL, waiting.cursor));
+    // An id implausibly far ahead was never issued: live.
+    assert_eq!(hub.resume(ALL, Some(506 + MAX_AHEAD)).cursor, 506);
+    // A hub of its own never waits: ahead means never issued.
+    let own = Hub::new(100, 10, 1 << 20);
+    assert_eq!(own.resume(ALL, Some(150)).cursor, 100);
+}
+
+#[test]
 fn event_ids_from_clients_are_checked() {
     assert_eq!(parse_event_id("42"), Some(42));
     assert_eq!(parse_event_id(" 42 "), Some(42));

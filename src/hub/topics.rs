@@ -104,6 +104,17 @@ impl Topic {
     pub fn live(&self) -> u32 {
         self.live
     }
+
+    /// Where in its frames the first with an id at or after `cursor` is (their count if none). When the
+    /// topic's frames have contiguous ids (every frame of the ring is its own, as on a server without
+    /// topics) that is one subtraction; otherwise a binary search.
+    pub fn position(&self, cursor: u64) -> usize {
+        let (Some(first), Some(last)) = (self.frames.front(), self.frames.back()) else { return 0 };
+        if last.id - first.id + 1 == self.frames.len() as u64 {
+            return cursor.saturating_sub(first.id).min(self.frames.len() as u64) as usize;
+        }
+        self.frames.partition_point(|f| f.id < cursor)
+    }
 }
 
 /// Why a topic could not be had.

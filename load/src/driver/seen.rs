@@ -86,10 +86,15 @@ impl Driver {
                 sub.last_event_us = at;
             }
         }
-        let reconnected = self.subs.get(slot).is_some_and(|sub| sub.attempts > 1 && !sub.got_event);
         self.note_first_event(slot, since_attempt);
         let new = match (id, self.subs.get_mut(slot)) {
-            (Some(id), Some(sub)) => sub.ids.check(self.plan.ids, id, reconnected, &mut self.report.ids),
+            (Some(id), Some(sub)) => {
+                // The first id of an attempt after the first is where a jump (a server restart) may show:
+                // not the first event, which may be a tick without an id sent with the head.
+                let reconnected = sub.attempts > 1 && !sub.got_id;
+                sub.got_id = true;
+                sub.ids.check(self.plan.ids, id, reconnected, &mut self.report.ids)
+            }
             _ => true,
         };
         if let Some(sent_ns) = publish_stamp(data).filter(|_| new) {

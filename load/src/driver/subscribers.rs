@@ -52,6 +52,8 @@ pub(super) struct Sub {
     /// The first tick's time of day (ms), the origin of this stream's tick grid.
     pub(super) tick_origin: Option<u64>,
     pub(super) got_event: bool,
+    /// This attempt has seen an event with an id (the first one is checked as a reconnection's).
+    pub(super) got_id: bool,
     /// Stop for good (a non-200, or churn finished).
     pub(super) stopped: bool,
     slow: bool,
@@ -125,6 +127,7 @@ impl Driver {
                 dropped_at: None,
                 tick_origin: None,
                 got_event: false,
+                got_id: false,
                 stopped: false,
                 slow,
                 source,
@@ -149,6 +152,7 @@ impl Driver {
         self.report.attempts += 1;
         sub.attempts += 1;
         sub.got_event = false;
+        sub.got_id = false;
         let retry = Duration::from_millis(sub.retry_ms.into());
         // Streams are spread over every address the host resolved to.
         let target = self.topic_targets.get(sub.topic as usize).unwrap_or(&self.plan.target);
