@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Topic figures (docs/protocol.md, "Topics"): STREAMS streams over TOPICS topics on enough workers (one
 # Redis backplane), the load generator in as many processes, EVENTS events published to the topics in
-# turn by a publisher that waits for each answer; then 19,000 streams on one topic in one process, the
-# shape of every run before topics (BEFORE=path/to/an/older/mio-sse runs it on that binary too).
+# turn, by a publisher that waits for each answer and by one that pipelines; then 19,000 streams over
+# 1,900 topics in one process (no Redis), and 19,000 streams on one topic, the shape of every run before
+# topics (BEFORE=path/to/an/older/mio-sse runs that one on the older binary too).
 # Prints deliveries/s, server CPU per delivery, the server's memory, and the load generator's verdict.
 # Needs redis-server; loopback only.
 #
@@ -36,7 +37,7 @@ fanout() {
   local pid=$1 port=$2 want=$3; shift 3
   local out; out=$(mktemp)
   $bin/mio-sse-load fanout --url "http://127.0.0.1:$port/home/events" --streams "$want" --events "$events" \
-    --rate 0 --publisher wait --connect-timeout-s 60 --duration-s 600 --json --quiet "$@" > "$out" &
+    --rate 0 --publisher "${publisher:-wait}" --connect-timeout-s 60 --duration-s 600 --json --quiet "$@" > "$out" &
   local load=$!
   # Publishing starts once every stream is open: take the CPU reading then.
   until [ "$(metric "$port" mio_sse_open_streams || echo 0)" -ge "$want" ] 2>/dev/null; do
@@ -69,14 +70,26 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >/d
 pids+=($!)
 sleep 0.3
 
-echo "== $streams streams over $topics topics on $workers workers (Redis backplane), $events events, load generator in $workers processes"
+for publisher in wait pipeline; do
+  echo "== $streams streams over $topics topics on $workers workers (Redis backplane), $events events," \
+    "publisher: $publisher, load generator in $workers processes"
+  port=$(free_port)
+  $bin/mio-sse --workers "$workers" --redis "redis://127.0.0.1:$redis_port/topics$RANDOM" --listen "127.0.0.1:$port" \
+    --request-timeout-ms 60000 --interval-ms 0 --log-level warn --static-dir /nonexistent &
+  pids+=($!)
+  wait_http "$port"
+  fanout "${pids[-1]}" "$port" "$streams" --topics "$topics" --procs "$workers" \
+    --source-ips "127.0.0.1-127.0.0.$workers" --ramp 5000
+  kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+done
+publisher=wait
+
+echo "== 19000 streams over 1900 topics, one process, $events events"
 port=$(free_port)
-$bin/mio-sse --workers "$workers" --redis "redis://127.0.0.1:$redis_port/topics$RANDOM" --listen "127.0.0.1:$port" \
-  --request-timeout-ms 60000 --interval-ms 0 --log-level warn --static-dir /nonexistent &
+$bin/mio-sse --listen "127.0.0.1:$port" --interval-ms 0 --log-level warn --static-dir /nonexistent &
 pids+=($!)
 wait_http "$port"
-fanout "${pids[-1]}" "$port" "$streams" --topics "$topics" --procs "$workers" \
-  --source-ips "127.0.0.1-127.0.0.$workers" --ramp 5000
+fanout "${pids[-1]}" "$port" 19000 --topics 1900 --source-ips 127.0.0.1-127.0.0.2
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 events=200

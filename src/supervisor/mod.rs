@@ -11,7 +11,7 @@
 //!   worker's sake: only on a signal, or when started wrong (no `--redis`, the address taken);
 //! - on SIGINT or SIGTERM forwards the signal so every worker drains, and exits once all have; on a
 //!   second signal stops them at once;
-//! - on SIGHUP restarts the workers one after another (a rolling restart, paced as [`roll`] says): each
+//! - on SIGHUP restarts the workers one after another (a rolling restart, paced as `roll.rs` says): each
 //!   slot's replacement starts first, the old process drains once the replacement listens, and the next
 //!   slot goes once the old process is gone and its streams are back;
 //! - sums the workers' figures once a second and sends the totals to every worker, so `/metrics` on the

@@ -30,9 +30,10 @@ use mio::{Events, Poll, Token};
 use slab::Slab;
 
 use crate::client::{Reads, Scratch, Seen};
+use crate::report::TopicTally;
 use crate::report::{Report, Sample};
 use crate::target::Target;
-use crate::topics::{self, TopicTally};
+use crate::topics;
 use publishing::Publishing;
 use retry_queue::RetryQueue;
 use subscribers::Sub;

@@ -18,13 +18,14 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{IdCheck, IdTally};
-use crate::topics::TopicTally;
 
 pub mod histo;
 pub mod sample;
+pub mod topic_tally;
 
 pub use histo::{Histo, Percentiles};
 pub use sample::Sample;
+pub use topic_tally::TopicTally;
 
 /// Everything one run (or several merged) measured. This is also what a `--procs` worker sends its parent.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
