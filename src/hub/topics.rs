@@ -159,15 +159,6 @@ impl Topics {
         }
     }
 
-    /// Makes room for `slots` streams without growing: the table by slot, and the default topic's list
-    /// (where every stream of a server without topics is). Growing by doubling would leave the old
-    /// arrays' memory with the allocator; reserved pages cost nothing until used.
-    pub fn reserve_slots(&mut self, slots: usize) {
-        self.by_slot.reserve_exact(slots.saturating_sub(self.by_slot.len()));
-        let default = &mut self.topics[DEFAULT_TOPIC as usize].subscribers;
-        default.reserve_exact(slots.saturating_sub(default.len()));
-    }
-
     /// Topics that exist now (the default one included).
     pub fn len(&self) -> usize {
         self.topics.len()

@@ -183,10 +183,7 @@ impl<S: Transport> Server<S> {
             shutdown_deadline: None,
             idle_close_at: None,
             local_addr,
-            // Sized once for the cap: growing by doubling would copy the slab and leave the old one's
-            // pages to the allocator (the largest share of a stream's memory). Pages not yet used cost
-            // address space, not memory.
-            conns: Slab::with_capacity(slots_to_reserve(max_connections)),
+            conns: Slab::with_capacity(1024),
             acceptor,
             timers: TimerQueue::default(),
             wake,
@@ -203,7 +200,6 @@ impl<S: Transport> Server<S> {
             cluster: None,
             out_of_fds: false,
         };
-        server.cx.hub.topics.reserve_slots(slots_to_reserve(max_connections));
         if let Some(listener) = server.listener.as_mut() {
             server.poll.registry().register(listener, LISTENER, Interest::READABLE)?;
         }
@@ -435,12 +431,6 @@ impl<S: Transport> Server<S> {
 }
 
 /// The connection `key` names, if it is still the slot's owner (rule 6).
-/// Slots to reserve up front for a connection cap (and the over-capacity slots), at most a million: past
-/// that the tables grow as needed.
-fn slots_to_reserve(max_connections: usize) -> usize {
-    max_connections.saturating_add(crate::config::OVERFLOW_SLOTS).min(1 << 20)
-}
-
 fn live<S>(conns: &mut Slab<Connection<S>>, key: ConnKey) -> Option<&mut Connection<S>> {
     conns.get_mut(key.slot as usize).filter(|conn| conn.key == key)
 }
