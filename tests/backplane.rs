@@ -22,7 +22,16 @@ fn publish(server: &Server, body: &str) -> (u16, String) {
 }
 
 fn publish_id(server: &Server, body: &str) -> u64 {
-    let (status, answer) = publish(server, body);
+    // With workers, the kernel may hand the publish to one that has just (re)started and is still
+    // connecting to Redis: it answers 503 with Retry-After, and a publisher tries again, as this one does.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (status, answer) = loop {
+        let (status, answer) = publish(server, body);
+        if status != 503 || std::time::Instant::now() >= deadline {
+            break (status, answer);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     assert_eq!(status, 200, "{answer}");
     answer.split("\"id\":\"").nth(1).and_then(|r| r.split('"').next()).unwrap().parse().unwrap()
 }
