@@ -100,7 +100,18 @@ impl Server {
             cmd.current_dir(dir);
         }
         cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start the mio-sse binary");
+        // A binary this test just copied may be "busy" for a moment: another test thread's fork can hold
+        // the copy's write descriptor until its exec closes it (ETXTBSY). Try again, briefly.
+        let mut tries = 0;
+        let mut child = loop {
+            match cmd.spawn() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 40 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                spawned => break spawned.expect("start the mio-sse binary"),
+            }
+        };
         let stderr = child.stderr.take().expect("piped stderr");
         let log = Arc::new(Log::default());
         let sink = Arc::clone(&log);
