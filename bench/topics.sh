@@ -14,13 +14,7 @@ streams=${1:-100000}
 topics=${2:-10000}
 events=${3:-20000}
 workers=$(( (streams + 18999) / 19000 ))
-cargo build --release --quiet -p mio-sse -p mio-sse-load
-bin=target/release
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-wait_http() { for _ in $(seq 400); do curl -sf "http://127.0.0.1:$1/metrics" >/dev/null && return 0; sleep 0.05; done; return 1; }
+. bench/lib.sh
 # CPU seconds (user + system) of a process and its children, from /proc.
 cpu_s() { local t=0; for p in "$1" $(pgrep -P "$1" || true); do
   t=$(( t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0) )); done

@@ -195,8 +195,7 @@ impl<S: Socket> Connection<S> {
         let topic = publish.topic.as_deref();
         if let Some(backplane) = cx.backplane.as_mut() {
             // A topic new here must have room here too: every instance holds the topics it hears of.
-            if cx.hub.topics.find(topic).is_none() && !cx.hub.topics.has_room() {
-                cx.hub.topics.refused += 1;
+            if cx.hub.topics.room_for(topic).is_err() {
                 self.refuse_and_close(cx, now, Refusal::TooManyTopics);
                 return;
             }

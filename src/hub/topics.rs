@@ -185,9 +185,15 @@ impl Topics {
         }
     }
 
-    /// Whether one more topic may be made (a refusal for want of room is counted by whoever refuses).
-    pub fn has_room(&self) -> bool {
-        self.topics.len() < self.max_topics
+    /// Whether the topic called `name` exists or could be made now, without making it (a publish through
+    /// the backplane: the topic is made when its event comes back). A refusal is counted here, as in
+    /// [`Topics::find_or_make`].
+    pub fn room_for(&mut self, name: Option<&str>) -> Result<(), TopicsFull> {
+        if self.find(name).is_some() || self.topics.len() < self.max_topics {
+            return Ok(());
+        }
+        self.refused += 1;
+        Err(TopicsFull)
     }
 
     /// The topic called `name`, made if it does not exist and the table has room.
@@ -195,11 +201,8 @@ impl Topics {
         if let Some(id) = self.find(name) {
             return Ok(id);
         }
+        self.room_for(name)?;
         let name = name.unwrap_or_default();
-        if self.topics.len() >= self.max_topics {
-            self.refused += 1;
-            return Err(TopicsFull);
-        }
         let entry = self.topics.vacant_entry();
         let id = entry.key() as TopicId;
         let mut topic = Topic::new(name.into(), id);
@@ -333,6 +336,14 @@ impl Topics {
         self.forgotten_through = self.forgotten_through.max(id);
     }
 
+    /// Every topic forgets which of its frames the ring dropped (a new epoch's ids start lower).
+    pub(super) fn forget_drops(&mut self) {
+        for (_, topic) in &mut self.topics {
+            topic.dropped_through = 0;
+        }
+        self.forgotten_through = 0;
+    }
+
     /// Removes a topic that has no subscriber, no frame, and no walk coming.
     pub(super) fn reclaim_if_unused(&mut self, id: TopicId) {
         let Some(topic) = self.topics.get(id as usize) else { return };
@@ -343,16 +354,6 @@ impl Topics {
         let topic = self.topics.remove(id as usize);
         self.forgotten_through = self.forgotten_through.max(topic.dropped_through);
         self.by_name.remove(&topic.name);
-    }
-}
-
-impl Topics {
-    /// Every topic forgets which of its frames the ring dropped (a new epoch's ids start lower).
-    pub(super) fn forget_drops(&mut self) {
-        for (_, topic) in &mut self.topics {
-            topic.dropped_through = 0;
-        }
-        self.forgotten_through = 0;
     }
 }
 

@@ -119,9 +119,11 @@ impl Driver {
     /// With `--topics`: whether a published event came on its stream's topic (counted per topic); one
     /// that did not is an error, not a delivery.
     fn on_its_topic(&mut self, slot: usize, data: &str) -> bool {
-        let Some(spread) = &self.plan.topics else { return true };
+        if self.plan.topics.is_none() {
+            return true;
+        }
         let (expected, got) = (self.subs.get(slot).map_or(0, |sub| sub.topic), topics::topic_of(data));
-        if got != Some(expected) || expected >= spread.count() {
+        if got != Some(expected) {
             self.report.topics.wrong_topic += 1;
             return false;
         }
