@@ -53,6 +53,9 @@ pub struct LoopContext {
     pub closed_lines: LogBudget,
     /// The "TLS handshake refused" lines.
     pub tls_failure_lines: LogBudget,
+    /// The connection a handler runs for, set by the server before each one: a connection keeps only
+    /// its generation (its slot is where the slab keeps it), and finds its whole key here.
+    pub handling: ConnKey,
 }
 
 impl LoopContext {
@@ -87,6 +90,7 @@ impl LoopContext {
             opened_lines: LogBudget::new("streams opened"),
             closed_lines: LogBudget::new("streams closed"),
             tls_failure_lines: LogBudget::new("TLS handshakes refused"),
+            handling: ConnKey { slot: 0, generation: 0 },
         })
     }
 

@@ -13,10 +13,11 @@
 //! - A slot is in the queue at most once in practice: a caller that moves a deadline removes the old
 //!   entry *before* inserting the new one ([`TimerQueue::reschedule`]). Insert-then-remove would lose the
 //!   entry whenever both deadlines are equal.
-//! - Entries name a slot, not a connection: the loop keeps each connection's armed deadline
-//!   (`Connection::armed_timer`) and acts on a popped entry only if the slot's connection armed exactly
-//!   that deadline. A connection that closes cancels its entry; one left behind by mistake could only
-//!   fire for the slot's next owner at the deadline that owner armed itself.
+//! - Entries name a slot, not a connection: the loop arms each connection's deadline as it is after
+//!   every handler (`Server::settle`), so the queue holds exactly that, and acts on a popped entry only
+//!   if it is exactly the deadline of the slot's connection. A connection that closes cancels its
+//!   entry; one left behind by mistake could only fire for the slot's next owner at that owner's own
+//!   deadline.
 //! - Why an ordered set and not a binary heap with lazy deletion: cancelling is exact, so the size is
 //!   exactly the number of armed timers (shown in metrics) and memory stays bounded however often
 //!   deadlines move.

@@ -20,6 +20,18 @@ fn tiny_client(server: &Server) -> TcpStream {
     stream
 }
 
+/// A reader whose kernel takes a whole burst (up to `rmem_max`, ~400 KB by default) even while its test
+/// thread waits for a CPU: under a loaded test run it must not look like a slow reader.
+fn roomy_stream(server: &Server) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(1 << 20).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.write_all(b"GET /home/events HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    stream
+}
+
 /// Sends pipelined publishes of `body` on one connection (not reading the answers).
 fn publish_burst(server: &Server, count: usize, body: &str) -> TcpStream {
     let mut publisher = server.connect();
@@ -103,7 +115,7 @@ fn a_slow_reader_is_dropped_while_others_get_every_event_and_it_catches_up_after
         Server::start(&["--interval-ms", "0", "--max-pending-bytes", "60000", "--send-buffer-bytes", "4096"]);
     let mut slow = tiny_client(&server);
     slow.write_all(b"GET /home/events HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut fast = server.open_stream();
+    let mut fast = roomy_stream(&server);
     read_until(&mut fast, |b| count_frames(b) >= 2);
     server.wait_for_metric("mio_sse_open_streams", |v| v == 2); // the slow one's too
     let body = "z".repeat(2000);

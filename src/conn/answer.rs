@@ -200,7 +200,7 @@ impl<S: Socket> Connection<S> {
                 return;
             }
             // Through Redis: the id and the answer come with Redis's reply (see `publish_answered`).
-            if !backplane.publish(self.key, topic, publish.event.as_deref(), &data) {
+            if !backplane.publish(cx.handling, topic, publish.event.as_deref(), &data) {
                 self.refuse_and_close(
                     cx,
                     now,

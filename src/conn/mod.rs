@@ -87,7 +87,9 @@ impl From<Result<(), CloseReason>> for Next {
 pub struct Connection<S = TcpStream> {
     socket: S,
     pub peer: PeerAddr,
-    pub key: ConnKey,
+    /// The generation of its slot when it was accepted: with the slot (where the slab keeps it), its
+    /// [`ConnKey`]. A handler finds the whole key in [`LoopContext::handling`].
+    pub generation: u32,
     state: State,
     /// Bytes of an unfinished request head (or pipelined requests waiting behind backpressure).
     inbuf: InBuf,
@@ -97,8 +99,6 @@ pub struct Connection<S = TcpStream> {
     /// When bytes last went out (or the connection was accepted): heartbeats measure silence from it,
     /// and a response still being written is timed by its progress, not by the request's deadline.
     last_write: Stamp,
-    /// The deadline armed for this connection in the server's timer queue (the server's bookkeeping).
-    pub armed_timer: Option<Stamp>,
 }
 
 impl<S: Socket> Connection<S> {
@@ -114,7 +114,7 @@ impl<S: Socket> Connection<S> {
         Connection {
             socket,
             peer: PeerAddr::from(peer),
-            key,
+            generation: key.generation,
             state: State::ReadingRequest {
                 deadline: cx.clock.stamp(now + cx.config.request_timeout()),
                 head_started: false,
@@ -123,7 +123,6 @@ impl<S: Socket> Connection<S> {
             outbox: Outbox::default(),
             flags: if over_capacity { Flags::OVER_CAPACITY } else { Flags::NONE },
             last_write: cx.clock.stamp(now),
-            armed_timer: None,
         }
     }
 
@@ -286,7 +285,7 @@ impl<S: Socket> Connection<S> {
         if let State::Streaming(stream) = &mut self.state {
             stream.cursor = cx.hub.normalize(stream.cursor);
         }
-        let subscription = cx.hub.topics.subscription(self.key.slot);
+        let subscription = cx.hub.topics.subscription(cx.handling.slot);
         let (result, progress) = match &mut self.state {
             State::Streaming(stream) if cx.hub.owes(subscription, stream.cursor) => {
                 let Some(backlog) = cx.hub.backlog(subscription, stream.cursor) else {

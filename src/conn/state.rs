@@ -142,7 +142,7 @@ impl<S> Connection<S> {
         match (&old, &self.state) {
             (State::Streaming(_), State::Streaming(_)) => {}
             (_, State::Streaming(stream)) => {
-                let subscription = cx.hub.topics.subscription(self.key.slot);
+                let subscription = cx.hub.topics.subscription(cx.handling.slot);
                 let replay = cx.hub.owed(subscription, stream.cursor).count();
                 cx.counters.streams_opened += 1;
                 cx.gauges.open_streams += 1;
@@ -164,7 +164,7 @@ impl<S> Connection<S> {
                     _ if cx.shutting_down() => "shutdown", // ended by the server, with a `retry:`
                     _ => "count_reached",                  // a finite /home/stream
                 };
-                cx.hub.topics.unsubscribe(self.key.slot);
+                cx.hub.topics.unsubscribe(cx.handling.slot);
                 cx.counters.streams_closed += 1;
                 cx.gauges.open_streams -= 1;
                 cx.gauges.shaped_bytes_per_s -= stream.shaped_bytes_per_s(&cx.config);

@@ -44,7 +44,7 @@ impl<S: Socket> Connection<S> {
         cors: Option<&Cors>,
     ) {
         // On its topics first: with no room for a new topic, the request is refused before any byte.
-        let Ok(subscription) = cx.hub.topics.subscribe(self.key, &options.topics) else {
+        let Ok(subscription) = cx.hub.topics.subscribe(cx.handling, &options.topics) else {
             self.refuse_and_close(cx, now, Refusal::TooManyTopics);
             return;
         };
@@ -205,7 +205,7 @@ impl<S: Socket> Connection<S> {
     /// whose cursor fell off the ring is closed now rather than at its next write.
     pub fn catch_up(&mut self, cx: &mut LoopContext, now: Instant) -> Next {
         let State::Streaming(stream) = &self.state else { return Next::Wait };
-        let subscription = cx.hub.topics.subscription(self.key.slot);
+        let subscription = cx.hub.topics.subscription(cx.handling.slot);
         if cx.hub.fell_behind(subscription, stream.cursor) {
             return Next::Close(CloseReason::FellBehind);
         }
@@ -266,7 +266,7 @@ impl<S: Socket> Connection<S> {
         match &self.state {
             State::Streaming(stream) => {
                 self.outbox.is_empty()
-                    && !cx.hub.owes(cx.hub.topics.subscription(self.key.slot), stream.cursor)
+                    && !cx.hub.owes(cx.hub.topics.subscription(cx.handling.slot), stream.cursor)
             }
             _ => false,
         }

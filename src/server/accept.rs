@@ -36,7 +36,7 @@ use crate::conn::{Connection, Next};
 use crate::token::{ConnKey, LISTENER};
 
 /// Connections accepted per turn at most: a connect storm must not delay the ticks of open streams.
-pub const ACCEPTS_PER_TURN: usize = 256;
+pub const ACCEPTS_PER_TURN: usize = 64;
 /// How long accepting pauses when the process is out of file descriptors (EMFILE/ENFILE): retrying at
 /// once would spin the loop at 100% CPU, since the pending connection stays in the backlog.
 pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -72,7 +72,8 @@ impl<S: Transport> Server<S> {
                     if std::mem::take(&mut self.out_of_fds) {
                         log::info!("accepting again: file descriptors are free");
                     }
-                    self.admit(socket, peer, now)
+                    // Its own time, not the turn's: see the events loop in `Server::run`.
+                    self.admit(socket, peer, Instant::now())
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.listener_ready = false;
@@ -218,7 +219,7 @@ impl<S: Transport> Server<S> {
         }
         self.cx.gauges.open_connections = self.conns.len() as u64;
         log::debug!("{peer}: accepted ({} connections)", self.conns.len());
-        self.settle(key, Next::Wait, now); // arm the first-request deadline
+        self.settle(key, Next::Wait, None, now); // arm the first-request deadline
     }
 }
 

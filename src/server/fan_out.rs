@@ -66,8 +66,10 @@ impl<S: super::Transport> Server<S> {
                 self.fan_out.walk = None;
                 continue;
             };
-            let streaming =
-                self.conns.get(key.slot as usize).is_some_and(|c| c.key == key && c.stream().is_some());
+            let streaming = self
+                .conns
+                .get(key.slot as usize)
+                .is_some_and(|c| c.generation == key.generation && c.stream().is_some());
             if !streaming {
                 // Gone (or no longer streaming, which is for good): its entry goes, the last takes its place.
                 self.cx.hub.topics.drop_subscriber(topic, i);

@@ -39,8 +39,9 @@
 //!   └─ fan out: the next slice of streams (round robin) writes all it lacks, each in one writev
 //! ```
 //!
-//! After any handler, `Server::settle` applies its [`Next`]: close the connection, or move its timer to
-//! the deadline its state now wants, and queue it for another turn if a bound stopped it.
+//! After any handler, `Server::settle` applies its [`crate::conn::Next`]: close the connection, or move
+//! its timer to the deadline its state now wants, and queue it for another turn if a bound stopped it
+//! (`handling`: how handlers are run and their outcomes applied).
 
 use std::io;
 use std::net::SocketAddr;
@@ -54,18 +55,18 @@ use slab::Slab;
 
 mod accept;
 mod fan_out;
+mod handling;
 mod shutdown;
 mod supervised;
 pub mod transport;
 mod wake;
 
-use crate::clock::Stamp;
 use crate::cluster::WorkerLink;
 use crate::config::Config;
+use crate::conn::Connection;
 use crate::conn::tls::TlsSocket;
-use crate::conn::{Connection, Next};
 use crate::context::LoopContext;
-use crate::metrics::{CloseReason, Counters};
+use crate::metrics::Counters;
 use crate::static_files::StaticFiles;
 use crate::timer::TimerQueue;
 use crate::token::{BACKPLANE_COMMAND, BACKPLANE_READ, CLUSTER, ConnKey, LISTENER, SIGNALS, WAKE};
@@ -273,6 +274,10 @@ impl<S: Transport> Server<S> {
                 }
                 let key = ConnKey::from_token(event.token());
                 let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+                // The clock is read again for each connection: a turn of 1,024 events can take tens of
+                // ms, and a stream opened near its end must tick on its own grid, not on the turn's
+                // start (streams sharing one deadline forever would tick in one clump of thousands).
+                let now = Instant::now();
                 // A token of a connection closed earlier in this batch finds nothing (rule 6).
                 self.with_conn(key, now, |conn, cx| {
                     conn.on_readiness(readable);
@@ -296,24 +301,6 @@ impl<S: Transport> Server<S> {
                 return Ok(Stop::Graceful);
             }
         }
-    }
-
-    /// Runs a handler on the connection `key` names, if it is still the slot's owner, keeps the
-    /// write-queue gauge current, and settles the outcome.
-    fn with_conn(
-        &mut self,
-        key: ConnKey,
-        now: Instant,
-        handler: impl FnOnce(&mut Connection<S>, &mut LoopContext) -> Next,
-    ) {
-        let Some(conn) = live(&mut self.conns, key) else { return };
-        let before = conn.queued_bytes() as u64;
-        let next = handler(conn, &mut self.cx);
-        transport::note_news(&mut self.cx, conn, now);
-        let after = conn.queued_bytes() as u64;
-        let gauge = &mut self.cx.gauges.write_queue_bytes;
-        *gauge = (*gauge + after).saturating_sub(before);
-        self.settle(key, next, now);
     }
 
     /// Redis's side, on a link's event (`token`) or every turn (`None`: reconnections, deadlines, links
@@ -362,75 +349,4 @@ impl<S: Transport> Server<S> {
         }
         next.map(|deadline| deadline.saturating_duration_since(now))
     }
-
-    /// Applies a handler's outcome: close, or re-arm the timer (and queue for next turn if asked).
-    fn settle(&mut self, key: ConnKey, next: Next, now: Instant) {
-        if let Next::Close(reason) = next {
-            self.close(key, reason, now);
-            return;
-        }
-        let Some(conn) = live(&mut self.conns, key) else {
-            return;
-        };
-        let wanted = conn.deadline();
-        let armed = conn.armed_timer;
-        conn.armed_timer = wanted;
-        // The queue keeps full milliseconds (a total order); a connection keeps 32-bit stamps.
-        let clock = self.cx.clock;
-        let widen = |stamp| clock.widen(stamp, now);
-        self.timers.reschedule(key.slot, armed.map(widen), wanted.map(widen));
-        if next == Next::Again && !conn.queue_again() {
-            self.again.push(key); // once: a connection gets one more drive per turn, not one per event
-        }
-    }
-
-    /// Fires every timer due at `now`: at most one pass over the queue, so a handler that re-arms for a
-    /// deadline already past cannot keep this loop going.
-    fn fire_timers(&mut self, now: Instant) {
-        for _ in 0..self.timers.len() {
-            let Some((deadline, slot)) = self.timers.pop_expired(self.cx.clock.ms_elapsed(now)) else {
-                break;
-            };
-            let Some(conn) = self.conns.get_mut(slot as usize) else {
-                log::error!("a timer fired for slot {slot}, which is free; ignored");
-                continue;
-            };
-            // The entry names a slot: it is this connection's only if it armed exactly this deadline.
-            if conn.armed_timer != Some(Stamp::from_ms(deadline)) {
-                continue;
-            }
-            conn.armed_timer = None; // popped
-            let key = conn.key;
-            self.with_conn(key, now, |conn, cx| conn.on_deadline(cx, now));
-        }
-    }
-
-    /// Closes a connection: its last change of state (which accounts for a stream's end), then disarm
-    /// its timer, deregister, free its slot.
-    fn close(&mut self, key: ConnKey, reason: CloseReason, now: Instant) {
-        let Some(conn) = live(&mut self.conns, key) else { return };
-        transport::note_close(&mut self.cx, conn, reason);
-        conn.close(&mut self.cx, now, reason);
-        let mut conn = self.conns.remove(key.slot as usize);
-        if let Some(deadline) = conn.armed_timer {
-            self.timers.cancel(self.cx.clock.widen(deadline, now), key.slot);
-        }
-        if let Err(e) = self.poll.registry().deregister(conn.socket_mut()) {
-            log::debug!("{}: deregister: {e}", conn.peer);
-        }
-        if !conn.is_over_capacity() {
-            self.admitted -= 1;
-        }
-        let (counters, gauges) = (&mut self.cx.counters, &mut self.cx.gauges);
-        counters.closed[reason.index()] += 1;
-        gauges.open_connections = self.conns.len() as u64;
-        gauges.write_queue_bytes = gauges.write_queue_bytes.saturating_sub(conn.queued_bytes() as u64);
-        log::debug!("{}: closed ({reason})", conn.peer);
-        // Dropping `conn` closes the socket.
-    }
-}
-
-/// The connection `key` names, if it is still the slot's owner (rule 6).
-fn live<S>(conns: &mut Slab<Connection<S>>, key: ConnKey) -> Option<&mut Connection<S>> {
-    conns.get_mut(key.slot as usize).filter(|conn| conn.key == key)
 }

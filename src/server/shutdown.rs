@@ -17,6 +17,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::handling::key_of;
 use super::{Server, Transport};
 use crate::conn::Next;
 use crate::conn::State;
@@ -58,7 +59,7 @@ impl<S: Transport> Server<S> {
             log::debug!("deregister the listener: {e}");
         }
         self.listener_ready = false;
-        let keys: Vec<ConnKey> = self.conns.iter().map(|(_, conn)| conn.key).collect();
+        let keys: Vec<ConnKey> = self.conns.iter().map(|(slot, conn)| key_of(slot, conn)).collect();
         for key in keys {
             self.with_conn(key, now, |conn, cx| {
                 conn.on_readiness(true);
@@ -83,7 +84,7 @@ impl<S: Transport> Server<S> {
                 .conns
                 .iter()
                 .filter(|(_, conn)| awaits_request(conn.state()))
-                .map(|(_, conn)| conn.key)
+                .map(|(slot, conn)| key_of(slot, conn))
                 .collect();
             for key in idle {
                 self.with_conn(key, now, |conn, cx| conn.on_shutdown(cx, now));

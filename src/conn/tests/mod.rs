@@ -129,8 +129,9 @@ impl Harness {
         let config = Config::try_parse_from(std::iter::once("mio-sse").chain(args.iter().copied()))
             .expect("test flags parse");
         let now = Instant::now();
-        let cx = LoopContext::new(config, StaticFiles::builtin(), now).expect("loop context");
+        let mut cx = LoopContext::new(config, StaticFiles::builtin(), now).expect("loop context");
         let key = ConnKey { slot: 0, generation: 1 };
+        cx.handling = key; // as the server sets it before each handler
         let peer = "127.0.0.1:40000".parse().expect("address");
         let conn = Connection::new(FakeSocket::default(), peer, key, false, &cx, now);
         Harness { cx, conn, now }
@@ -227,4 +228,7 @@ fn the_state_of_a_stream_takes_40_bytes() {
     assert_eq!(size_of::<super::Stream>(), 40);
     assert_eq!(size_of::<State>(), 40);
     assert_eq!(size_of::<Option<crate::clock::Stamp>>(), 4);
+    // Over a 4-byte socket (a release build's `mio::net::TcpStream`; a debug build's carries 8 more),
+    // the whole connection: what a stream costs in the slab.
+    assert_eq!(size_of::<Connection<std::net::TcpStream>>(), 88);
 }

@@ -103,7 +103,8 @@ fn past_max_topics_a_new_topic_is_refused_with_503_and_counted() {
     let mut h = streaming_on("/home/events?topic=first", &args);
     let mut second = Harness::new(&args);
     std::mem::swap(&mut second.cx, &mut h.cx);
-    second.conn.key = crate::token::ConnKey { slot: 1, generation: 1 };
+    let first_key = second.cx.handling;
+    second.cx.handling = crate::token::ConnKey { slot: 1, generation: 1 }; // another slot, as the server's
     second.arrive(&get("/home/events?topic=second"));
     second.readable();
     let out = second.take_written();
@@ -111,6 +112,7 @@ fn past_max_topics_a_new_topic_is_refused_with_503_and_counted() {
     assert!(out.contains("--max-topics"), "{out}");
     assert_eq!(second.cx.figures().counters.topics_refused, 1);
     std::mem::swap(&mut second.cx, &mut h.cx);
+    h.cx.handling = first_key;
     // The stream on `first` ends: its topic goes, and there is room again.
     h.conn.close(&mut h.cx, h.now, CloseReason::PeerClosed);
     assert_eq!(h.cx.hub.topics.len(), 1);
