@@ -11,6 +11,7 @@
 
 use std::time::{Instant, SystemTime};
 
+use super::inbuf::InBuf;
 use super::{Connection, Flags, Next, PendingPublish, Socket, State, state};
 use crate::context::LoopContext;
 use crate::http::refusal::Refusal;
@@ -87,7 +88,11 @@ impl<S: Socket> Connection<S> {
                 let (topic, event, length, then_stream) = (None, None, content_length, Some(options));
                 let body = PendingPublish { topic, event, length, persistence, cors, then_stream };
                 let deadline = cx.clock.stamp(now + cx.config.request_timeout());
-                self.set_state(State::ReadingBody { deadline, publish: Box::new(body) }, cx, now);
+                self.set_state(
+                    State::ReadingBody { deadline, publish: Box::new(body), inbuf: InBuf::default() },
+                    cx,
+                    now,
+                );
             }
             Route::EventStream { head_only: true, .. } => {
                 let mut out = Vec::with_capacity(256);
@@ -104,7 +109,11 @@ impl<S: Socket> Connection<S> {
                 let (length, persistence) = (content_length, keep_alive);
                 let publish = PendingPublish { topic, event, length, persistence, cors, then_stream: None };
                 let deadline = cx.clock.stamp(now + cx.config.request_timeout());
-                self.set_state(State::ReadingBody { deadline, publish: Box::new(publish) }, cx, now);
+                self.set_state(
+                    State::ReadingBody { deadline, publish: Box::new(publish), inbuf: InBuf::default() },
+                    cx,
+                    now,
+                );
             }
             Route::Metrics { head_only } => {
                 // With workers, the whole service's figures (see `crate::cluster`); else this process's.
@@ -209,7 +218,11 @@ impl<S: Socket> Connection<S> {
                 return;
             }
             let deadline = cx.clock.stamp(now + cx.config.request_timeout());
-            self.set_state(State::AwaitingPublish { deadline, publish: Box::new(publish) }, cx, now);
+            self.set_state(
+                State::AwaitingPublish { deadline, publish: Box::new(publish), inbuf: InBuf::default() },
+                cx,
+                now,
+            );
             return;
         }
         // A topic nobody is on yet is made all the same: its event is kept for replay.

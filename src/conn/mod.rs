@@ -91,8 +91,6 @@ pub struct Connection<S = TcpStream> {
     /// [`ConnKey`]. A handler finds the whole key in [`LoopContext::handling`].
     pub generation: u32,
     state: State,
-    /// Bytes of an unfinished request head (or pipelined requests waiting behind backpressure).
-    inbuf: InBuf,
     outbox: Outbox,
     /// Five yes/no facts in one byte (see [`Flags`]).
     flags: Flags,
@@ -118,8 +116,8 @@ impl<S: Socket> Connection<S> {
             state: State::ReadingRequest {
                 deadline: cx.clock.stamp(now + cx.config.request_timeout()),
                 head_started: false,
+                inbuf: InBuf::default(),
             },
-            inbuf: InBuf::default(),
             outbox: Outbox::default(),
             flags: if over_capacity { Flags::OVER_CAPACITY } else { Flags::NONE },
             last_write: cx.clock.stamp(now),
@@ -229,8 +227,7 @@ impl<S: Socket> Connection<S> {
         match &self.state {
             State::ReadingRequest { head_started: false, .. } => Next::Close(CloseReason::IdleTimeout),
             State::ReadingRequest { head_started: true, .. } | State::ReadingBody { .. } => {
-                self.refuse_and_close(cx, now, Refusal::RequestTimeout);
-                self.discard_inbuf();
+                self.refuse_and_close(cx, now, Refusal::RequestTimeout); // unread bytes go with the state
                 self.finish_writes(cx, now).into()
             }
             State::AwaitingPublish { .. } => {

@@ -13,6 +13,7 @@
 
 use std::time::Instant;
 
+use super::inbuf::InBuf;
 use super::socket::{ReadResult, read_some};
 use super::{
     Connection, Flags, MAX_READS_PER_TURN, Next, OUTBOX_HIGH_WATER, STREAM_INPUT_LIMIT, Socket, State,
@@ -32,8 +33,8 @@ impl<S: Socket> Connection<S> {
                 return Next::Again;
             }
             if !self.is_reading() {
-                // Became a stream or is closing: what the client sent after that request is not a request.
-                self.discard_inbuf();
+                // Became a stream or is closing: what the client sent after that request is not a request
+                // (the state that read it took it along: see `set_state`).
                 return self.read_and_discard();
             }
             if self.outbox.pending_bytes() > OUTBOX_HIGH_WATER {
@@ -53,9 +54,13 @@ impl<S: Socket> Connection<S> {
                 return Next::Again;
             }
             reads += 1;
-            scanned = self.inbuf.len();
+            scanned = self.inbuf_len();
             match read_some(&mut self.socket, &mut cx.scratch) {
-                ReadResult::Data(n) => self.inbuf.extend_from_slice(&cx.scratch[..n]),
+                ReadResult::Data(n) => {
+                    if let Some(inbuf) = self.state.inbuf_mut() {
+                        inbuf.extend_from_slice(&cx.scratch[..n]); // a reading state: checked above
+                    }
+                }
                 ReadResult::WouldBlock => {
                     self.flags.replace(Flags::READABLE, false);
                     return Next::Wait;
@@ -82,15 +87,15 @@ impl<S: Socket> Connection<S> {
             if let State::AwaitingPublish { .. } = self.state {
                 return; // the next request waits for this publish's answer, in order
             }
-            if let State::ReadingBody { publish, .. } = &self.state {
-                if self.inbuf.len() < publish.length {
+            if let State::ReadingBody { publish, inbuf, .. } = &mut self.state {
+                if inbuf.len() < publish.length {
                     return; // more of the body to come
                 }
                 if publish.then_stream.is_none() && !cx.hub.has_publish_budget() {
                     self.flags.replace(Flags::DEFERRED, true); // publish in a later turn, once the fan-out's lap is over
                     return;
                 }
-                let body = self.inbuf.take_front(publish.length);
+                let body = inbuf.take_front(publish.length);
                 let idle = self.idle_state(cx, now);
                 if let State::ReadingBody { publish, .. } = self.set_state(idle, cx, now) {
                     self.finish_body(cx, now, *publish, body);
@@ -98,10 +103,10 @@ impl<S: Socket> Connection<S> {
                 scanned = 0;
                 continue;
             }
-            if self.inbuf.is_empty() {
+            let Some(inbuf) = self.state.inbuf().filter(|inbuf| !inbuf.is_empty()) else {
                 break;
-            }
-            match request::parse(self.inbuf.bytes(), scanned, cx.limits) {
+            };
+            match request::parse(inbuf.bytes(), scanned, cx.limits) {
                 Ok(Parse::Partial) => {
                     self.note_head_started(cx, now);
                     return;
@@ -111,7 +116,9 @@ impl<S: Socket> Connection<S> {
                     return;
                 }
                 Ok(Parse::Complete { request, head_len }) => {
-                    self.inbuf.consume(head_len); // parsed: dropped, not copied
+                    if let Some(inbuf) = self.state.inbuf_mut() {
+                        inbuf.consume(head_len); // parsed: dropped, not copied
+                    }
                     scanned = 0;
                     self.answer(&request, cx, now);
                     if let State::ReadingRequest { .. } = self.state {
@@ -126,14 +133,14 @@ impl<S: Socket> Connection<S> {
     /// The reading state after an answer: the next head has the request timeout if it has begun, else
     /// the keep-alive time.
     pub(super) fn idle_state(&self, cx: &LoopContext, now: Instant) -> State {
-        let head_started = !self.inbuf.is_empty();
+        let head_started = self.inbuf_len() > 0;
         let wait = if head_started { cx.config.request_timeout() } else { cx.config.keepalive_timeout() };
-        State::ReadingRequest { deadline: cx.clock.stamp(now + wait), head_started }
+        State::ReadingRequest { deadline: cx.clock.stamp(now + wait), head_started, inbuf: InBuf::default() }
     }
 
     /// The first bytes of a head arrived: from now on it has the request timeout to complete.
     fn note_head_started(&mut self, cx: &LoopContext, now: Instant) {
-        if let State::ReadingRequest { deadline, head_started } = &mut self.state
+        if let State::ReadingRequest { deadline, head_started, .. } = &mut self.state
             && !*head_started
         {
             *head_started = true;
@@ -141,13 +148,9 @@ impl<S: Socket> Connection<S> {
         }
     }
 
-    /// Bytes buffered after the request that ended reading: counted as stream input, then dropped.
-    pub(super) fn discard_inbuf(&mut self) {
-        if let State::Streaming(stream) = &mut self.state {
-            stream.input_bytes =
-                stream.input_bytes.saturating_add(u16::try_from(self.inbuf.len()).unwrap_or(u16::MAX));
-        }
-        self.inbuf.clear();
+    /// Bytes read and not yet parsed (only a reading state has any).
+    pub(super) fn inbuf_len(&self) -> usize {
+        self.state.inbuf().map_or(0, InBuf::len)
     }
 
     /// `Streaming`, `Draining`, `Lingering`: read (to notice the peer leaving) and discard, bounded.

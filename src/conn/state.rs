@@ -44,6 +44,7 @@ use std::time::Instant;
 use crate::clock::Stamp;
 
 use super::Connection;
+use super::inbuf::InBuf;
 use crate::config::Config;
 use crate::context::LoopContext;
 use crate::http::response::{Cors, Persistence};
@@ -55,11 +56,11 @@ use crate::routes::{MIN_PAYLOAD_BYTES, StreamOptions};
 pub enum State {
     /// Waiting for a request head. `head_started` tells a head in progress (deadline: the request
     /// timeout) from an idle connection (deadline: the keep-alive or first-byte timeout).
-    ReadingRequest { deadline: Stamp, head_started: bool },
+    ReadingRequest { deadline: Stamp, head_started: bool, inbuf: InBuf },
     /// Reading the body of a publish.
-    ReadingBody { deadline: Stamp, publish: Box<PendingPublish> },
+    ReadingBody { deadline: Stamp, publish: Box<PendingPublish>, inbuf: InBuf },
     /// A publish was sent to the backplane; its answer waits for Redis's reply (later requests wait too).
-    AwaitingPublish { deadline: Stamp, publish: Box<PendingPublish> },
+    AwaitingPublish { deadline: Stamp, publish: Box<PendingPublish>, inbuf: InBuf },
     /// An event stream.
     Streaming(Stream),
     /// Writing the last response, then the write side is shut.
@@ -68,6 +69,27 @@ pub enum State {
     Lingering { deadline: Stamp },
     /// Done: the server frees the slot.
     Closed(CloseReason),
+}
+
+/// Unparsed bytes go from one reading state to the next (a body after its head, pipelined requests
+/// after an answer); into a stream they count as its client's input and are dropped (a stream reads no
+/// more requests); into any other state they are dropped.
+fn carry_inbuf(old: &mut State, new: &mut State) {
+    let Some(carried) = old.inbuf_mut().map(std::mem::take) else { return };
+    if carried.is_empty() {
+        return;
+    }
+    match new {
+        State::Streaming(stream) => {
+            let len = u16::try_from(carried.len()).unwrap_or(u16::MAX);
+            stream.input_bytes = stream.input_bytes.saturating_add(len);
+        }
+        other => {
+            if let Some(inbuf) = other.inbuf_mut() {
+                *inbuf = carried;
+            }
+        }
+    }
 }
 
 /// A publish whose body is arriving, or whose id is awaited from the backplane.
@@ -114,6 +136,28 @@ impl State {
         }
     }
 
+    /// The bytes read and not yet parsed, in the states that parse requests. Only they have such bytes
+    /// (an unfinished head, a body on its way, pipelined requests), so they keep them, and a stream's
+    /// state, the largest, sets the connection's size without them.
+    pub fn inbuf(&self) -> Option<&InBuf> {
+        match self {
+            State::ReadingRequest { inbuf, .. }
+            | State::ReadingBody { inbuf, .. }
+            | State::AwaitingPublish { inbuf, .. } => Some(inbuf),
+            _ => None,
+        }
+    }
+
+    /// [`State::inbuf`], to change.
+    pub fn inbuf_mut(&mut self) -> Option<&mut InBuf> {
+        match self {
+            State::ReadingRequest { inbuf, .. }
+            | State::ReadingBody { inbuf, .. }
+            | State::AwaitingPublish { inbuf, .. } => Some(inbuf),
+            _ => None,
+        }
+    }
+
     /// Moves the state's own deadline (not a stream's: its deadlines are its ticks and its watch).
     pub fn move_deadline(&mut self, at: Stamp) {
         match self {
@@ -137,7 +181,8 @@ impl<S> Connection<S> {
     /// The one place a connection changes state. Accounts for a stream's opening and end. Returns the
     /// state left, for the data it carried (a publish in progress).
     pub(super) fn set_state(&mut self, new: State, cx: &mut LoopContext, now: Instant) -> State {
-        let old = std::mem::replace(&mut self.state, new);
+        let mut old = std::mem::replace(&mut self.state, new);
+        carry_inbuf(&mut old, &mut self.state);
         log::trace!("{}: {old} => {}", self.peer, self.state);
         match (&old, &self.state) {
             (State::Streaming(_), State::Streaming(_)) => {}

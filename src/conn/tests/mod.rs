@@ -230,5 +230,5 @@ fn the_state_of_a_stream_takes_40_bytes() {
     assert_eq!(size_of::<Option<crate::clock::Stamp>>(), 4);
     // Over a 4-byte socket (a release build's `mio::net::TcpStream`; a debug build's carries 8 more),
     // the whole connection: what a stream costs in the slab.
-    assert_eq!(size_of::<Connection<std::net::TcpStream>>(), 88);
+    assert_eq!(size_of::<Connection<std::net::TcpStream>>(), 80);
 }
