@@ -12,8 +12,13 @@ use support::{PATIENCE, Server, count_frames, exchange, find, read_to_close, rea
 
 /// A client socket with a tiny receive buffer, so that a server's writes to it block quickly.
 fn tiny_client(server: &Server) -> TcpStream {
+    client_with_recv_buffer(server, 2048)
+}
+
+/// A connection whose receive buffer is set to `bytes` before it connects (the kernel doubles it).
+fn client_with_recv_buffer(server: &Server, bytes: usize) -> TcpStream {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(2048).unwrap();
+    socket.set_recv_buffer_size(bytes).unwrap();
     socket.connect(&server.addr.into()).unwrap();
     let stream: TcpStream = socket.into();
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
@@ -23,11 +28,7 @@ fn tiny_client(server: &Server) -> TcpStream {
 /// A reader whose kernel takes a whole burst (up to `rmem_max`, ~400 KB by default) even while its test
 /// thread waits for a CPU: under a loaded test run it must not look like a slow reader.
 fn roomy_stream(server: &Server) -> TcpStream {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(1 << 20).unwrap();
-    socket.connect(&server.addr.into()).unwrap();
-    let mut stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut stream = client_with_recv_buffer(server, 1 << 20);
     stream.write_all(b"GET /home/events HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     stream
 }
