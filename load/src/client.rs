@@ -65,10 +65,13 @@ impl Reads {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the connection is. The response head's bytes live in the phase that reads them: a held stream
+/// (in `Body`) carries no room for a head.
+#[derive(Debug, PartialEq, Eq)]
 enum Phase {
     Connecting,
-    Head,
+    /// The bytes of the head so far.
+    Head(Vec<u8>),
     Body,
     Done,
 }
@@ -76,8 +79,8 @@ enum Phase {
 /// A connection's transport. One field for both, so a plain stream pays nothing for TLS (the
 /// subscriber table's entry size is tested).
 enum Io {
-    /// The request's unsent tail (empty once sent whole) and how much of it went.
-    Plain { request: Vec<u8>, written: usize },
+    /// The request's unsent tail (empty once sent whole).
+    Plain { unsent: Box<[u8]> },
     /// `https://`: the TLS state, the request queued in it. Boxed: a `ClientConnection` is large.
     Tls(Box<TlsIo>),
 }
@@ -88,17 +91,18 @@ pub struct Client {
     /// How the request goes out, and the bytes come in: plain, or through TLS.
     io: Io,
     phase: Phase,
-    head: Vec<u8>,
     /// Boxed: chunked SSE is rare, and every connection would otherwise carry its room.
     dechunk: Option<Box<Dechunker>>,
     /// The parser outlives a connection: it holds the last event id, as a browser does. Boxed, so that
     /// it moves between the connection and its subscriber as a pointer, and each holds room for one.
     pub parser: Box<Parser>,
-    /// Reconnection time from `retry:` (ms).
-    pub retry_ms: u64,
-    /// When this attempt started, and when bytes last arrived.
+    /// Reconnection time from `retry:` (ms; 32 bits, as the subscriber keeps it: 49 days is plenty).
+    pub retry_ms: u32,
+    /// When this attempt started.
     pub attempt_started: Instant,
-    pub last_bytes: Instant,
+    /// When bytes last arrived, in ms after the attempt started (4 bytes, not a 16-byte `Instant`:
+    /// every held stream carries it; saturating after 49 days).
+    last_bytes_ms: u32,
     /// Stop reading after the head (a slow reader: the server's buffers fill).
     pub stall: bool,
     /// The head was `200 text/event-stream`: this attempt streamed (an end is then a drop, not a failure
@@ -115,7 +119,7 @@ impl Client {
         addr: SocketAddr,
         source: Option<IpAddr>,
         parser: Box<Parser>,
-        retry_ms: u64,
+        retry_ms: u32,
         small_rcvbuf: bool,
     ) -> Result<Client, String> {
         use socket2::{Domain, Protocol, Socket, Type};
@@ -164,16 +168,16 @@ impl Client {
             Err(e) => return Err(format!("connect: {}", short(&e))),
         };
         // Sent whole already (the usual case): keep nothing of it.
-        let (request, written) = if written == request.len() { (Vec::new(), 0) } else { (request, written) };
+        let unsent = request[written..].into();
         let socket = TcpStream::from_std(std_socket);
-        Ok(Client::new(socket, Io::Plain { request, written }, parser, retry_ms, small_rcvbuf, now))
+        Ok(Client::new(socket, Io::Plain { unsent }, parser, retry_ms, small_rcvbuf, now))
     }
 
     fn new(
         socket: TcpStream,
         io: Io,
         parser: Box<Parser>,
-        retry_ms: u64,
+        retry_ms: u32,
         stall: bool,
         now: Instant,
     ) -> Client {
@@ -181,12 +185,11 @@ impl Client {
             socket,
             io,
             phase: Phase::Connecting,
-            head: Vec::new(),
             dechunk: None,
             parser,
             retry_ms,
             attempt_started: now,
-            last_bytes: now,
+            last_bytes_ms: 0,
             stall,
             streamed: false,
         }
@@ -211,7 +214,7 @@ impl Client {
             if self.socket.peer_addr().is_err() {
                 return false; // still connecting: a writable event will come
             }
-            self.phase = Phase::Head;
+            self.phase = Phase::Head(Vec::new());
         }
         match &mut self.io {
             Io::Tls(tls) => {
@@ -219,18 +222,16 @@ impl Client {
                     return self.ended(io_cause("write", &e), seen);
                 }
             }
-            Io::Plain { request, written } => {
-                while *written < request.len() {
-                    match self.socket.write(&request[*written..]) {
-                        Ok(n) => *written += n,
+            Io::Plain { unsent } => {
+                // Its bytes are not needed once sent (a reconnection builds a new request): only the
+                // unsent tail is kept, and nothing once it is all out.
+                while !unsent.is_empty() {
+                    match self.socket.write(unsent) {
+                        Ok(n) => *unsent = unsent[n..].into(),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) => return self.ended(format!("write: {}", short(&e)), seen),
                     }
-                }
-                if *written > 0 {
-                    // Sent: its bytes are not needed again (a reconnection builds a new request).
-                    (*request, *written) = (Vec::new(), 0);
                 }
             }
         }
@@ -246,7 +247,8 @@ impl Client {
                 Ok(0) if self.phase == Phase::Body => return self.completed(seen),
                 Ok(0) => return self.ended("closed by server".into(), seen),
                 Ok(n) => {
-                    self.last_bytes = Instant::now();
+                    let since = self.attempt_started.elapsed().as_millis();
+                    self.last_bytes_ms = u32::try_from(since).unwrap_or(u32::MAX);
                     let Scratch { bytes, text, body } = &mut *scratch;
                     if let Err(why) = self.take(&bytes[..n], body, text, seen) {
                         return self.ended(why, seen);
@@ -311,13 +313,13 @@ impl Client {
         text: &mut String,
         seen: &mut Vec<Seen>,
     ) -> Result<(), String> {
-        if self.phase == Phase::Head {
-            self.head.extend_from_slice(bytes);
+        if let Phase::Head(head) = &mut self.phase {
+            head.extend_from_slice(bytes);
             let mut headers = [httparse::EMPTY_HEADER; 64];
             let mut response = httparse::Response::new(&mut headers);
-            let len = match response.parse(&self.head) {
+            let len = match response.parse(head) {
                 Ok(httparse::Status::Complete(len)) => len,
-                Ok(httparse::Status::Partial) if self.head.len() > MAX_HEAD => {
+                Ok(httparse::Status::Partial) if head.len() > MAX_HEAD => {
                     return Err("head too large".into());
                 }
                 Ok(httparse::Status::Partial) => return Ok(()),
@@ -339,9 +341,8 @@ impl Client {
                 return Ok(());
             }
             self.dechunk = chunked.then(Box::default);
-            self.phase = Phase::Body;
+            let Phase::Head(head) = std::mem::replace(&mut self.phase, Phase::Body) else { unreachable!() };
             self.streamed = true;
-            let head = std::mem::take(&mut self.head);
             return self.body(&head[len..], body, text, seen);
         }
         if self.phase == Phase::Body {
@@ -375,7 +376,7 @@ impl Client {
                     let id = event.own_id.then(|| append(text, event.last_event_id));
                     seen.push(Seen::Event { data, id });
                 }
-                ItemRef::Retry(ms) => *retry_ms = ms,
+                ItemRef::Retry(ms) => *retry_ms = u32::try_from(ms).unwrap_or(u32::MAX),
                 ItemRef::Comment(_) => seen.push(Seen::Comment),
             })
             .map_err(|e| e.to_string())
@@ -383,7 +384,12 @@ impl Client {
 
     /// How long this connection has gone without a byte.
     pub fn silence(&self, now: Instant) -> Duration {
-        now.saturating_duration_since(self.last_bytes)
+        now.saturating_duration_since(self.last_bytes())
+    }
+
+    /// When bytes last arrived (the attempt's start before any).
+    pub fn last_bytes(&self) -> Instant {
+        self.attempt_started + Duration::from_millis(self.last_bytes_ms.into())
     }
 }
 

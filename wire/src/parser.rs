@@ -115,13 +115,14 @@ impl std::error::Error for LineTooLong {}
 /// The parser's state between reads.
 #[derive(Debug, Clone)]
 pub struct Parser {
-    max_line: usize,
+    /// (32 bits, as `bom_seen` is 8: a client holding a million streams keeps one parser for each.)
+    max_line: u32,
     /// Bytes of the line in progress.
     line: Vec<u8>,
     /// The last byte seen was a CR that ended a line: a LF right after it belongs to that line end.
     after_cr: bool,
     /// Still at the very start, where a BOM may be (the bytes of a BOM seen so far).
-    bom_seen: usize,
+    bom_seen: u8,
     start: bool,
     data: String,
     event_type: String,
@@ -134,7 +135,7 @@ impl Parser {
     /// A parser that refuses lines longer than `max_line` bytes.
     pub fn new(max_line: usize) -> Parser {
         Parser {
-            max_line,
+            max_line: u32::try_from(max_line).unwrap_or(u32::MAX),
             line: Vec::new(),
             after_cr: false,
             bom_seen: 0,
@@ -167,15 +168,15 @@ impl Parser {
     ) -> Result<(), LineTooLong> {
         const BOM: &[u8] = b"\xEF\xBB\xBF";
         while self.start && !bytes.is_empty() {
-            if bytes[0] == BOM[self.bom_seen] {
+            if bytes[0] == BOM[usize::from(self.bom_seen)] {
                 self.bom_seen += 1;
                 bytes = &bytes[1..];
-                if self.bom_seen == BOM.len() {
+                if usize::from(self.bom_seen) == BOM.len() {
                     self.start = false;
                 }
             } else {
                 // Not a BOM after all: what looked like its start is ordinary text.
-                self.line.extend_from_slice(&BOM[..self.bom_seen]);
+                self.line.extend_from_slice(&BOM[..usize::from(self.bom_seen)]);
                 self.start = false;
             }
         }
@@ -189,14 +190,14 @@ impl Parser {
             self.after_cr = false;
             let Some(end) = line_end(bytes) else {
                 // No line end in this read: keep the piece for the next one.
-                if self.line.len() + bytes.len() > self.max_line {
-                    return Err(LineTooLong { limit: self.max_line });
+                if self.line.len() + bytes.len() > self.max_line as usize {
+                    return Err(LineTooLong { limit: self.max_line as usize });
                 }
                 self.line.extend_from_slice(bytes);
                 return Ok(());
             };
-            if self.line.len() + end > self.max_line {
-                return Err(LineTooLong { limit: self.max_line });
+            if self.line.len() + end > self.max_line as usize {
+                return Err(LineTooLong { limit: self.max_line as usize });
             }
             self.after_cr = bytes[end] == b'\r';
             if self.line.is_empty() {

@@ -166,7 +166,7 @@ impl Driver {
     fn record_tick(&mut self, slot: usize, clock: Clock, tick_ms: u64) {
         let now = clock.now;
         let Some(sub) = self.subs.get_mut(slot) else { return };
-        let origin = *sub.tick_origin.get_or_insert(tick_ms);
+        let origin = (*sub.tick_origin.get_or_insert(tick_ms as u32)).into(); // ms of a day fit 32 bits
         let ideal = ideal_tick_ms(origin, tick_ms, self.plan.tick_interval_ms);
         let received = (clock.unix_ns / 1_000_000) % DAY_MS;
         // Steady state only: from a second after every stream settled, so that the connect storm of the
@@ -198,7 +198,7 @@ impl Driver {
     /// client reconnects after its `retry:` time.
     fn on_ended(&mut self, slot: usize, now: Instant, why: String) {
         let Some(client) = self.subs.get(slot).and_then(|sub| sub.client.as_ref()) else { return };
-        let (streamed, retry) = (client.streamed, Duration::from_millis(client.retry_ms));
+        let (streamed, retry) = (client.streamed, Duration::from_millis(client.retry_ms.into()));
         if streamed {
             self.report.drop_stream(why);
         } else {
