@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Tick lateness of mio-sse against a minimal C epoll server (tick_server.c), each read by two clients:
+# mio-sse-load and a minimal C client (tick_client.c). STREAMS streams opened at once, 1 s ticks, SECONDS
+# of reading, ROUNDS rounds interleaved. If the C server shows the same tail, the tail is the machine's
+# (cores, kernel, the client), not the loop's. Needs a C compiler (cc).
+#
+#   bench/reference/ticks.sh [STREAMS=19000] [SECONDS=15] [ROUNDS=2]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source bench/lib.sh
+streams=${1:-19000} seconds=${2:-15} rounds=${3:-2}
+out=target/reference
+mkdir -p "$out"
+cc -O2 -o "$out/tick_server" bench/reference/tick_server.c
+cc -O2 -o "$out/tick_client" bench/reference/tick_client.c
+start_server() { # c|mio-sse PORT: starts it in the background, its pid in `server`
+    if [ "$1" = c ]; then "$out/tick_server" 127.0.0.1 "$2" & else
+        "$bin/mio-sse" --listen "127.0.0.1:$2" --interval-ms 1000 --log-level warn --static-dir /nonexistent \
+            2>/dev/null &
+    fi
+    server=$!
+    pids+=("$server")
+    sleep 0.5
+}
+lateness() { # CLIENT PORT: one line of percentiles
+    if [ "$1" = c ]; then "$out/tick_client" 127.0.0.1 "$2" "$streams" "$seconds" | sed 's/.*lateness ms: //'; else
+        "$bin/mio-sse-load" hold --url "http://127.0.0.1:$2/home/events" --streams "$streams" \
+            --tick-interval-ms 1000 --duration-s "$seconds" 2>/dev/null | grep '^tick lateness' | sed 's/tick lateness *//'
+    fi
+}
+echo "| round | client | server | tick lateness |"
+echo "|---|---|---|---|"
+for round in $(seq "$rounds"); do
+    for client in mio-sse-load c; do
+        for server_kind in c mio-sse; do
+            port=$(free_port)
+            start_server "$server_kind" "$port"
+            echo "| $round | $client | $server_kind | $(lateness "$client" "$port") |"
+            kill "$server" 2>/dev/null || true
+            wait "$server" 2>/dev/null || true
+            sleep 2 # the closed connections' TIME_WAIT and memory settle
+        done
+    done
+done
