@@ -341,7 +341,8 @@ impl Client {
                 return Ok(());
             }
             self.dechunk = chunked.then(Box::default);
-            let Phase::Head(head) = std::mem::replace(&mut self.phase, Phase::Body) else { unreachable!() };
+            let head = std::mem::take(head); // the body's first bytes may be in it
+            self.phase = Phase::Body;
             self.streamed = true;
             return self.body(&head[len..], body, text, seen);
         }
