@@ -444,4 +444,51 @@ mod tests {
             "bind 10.1.1.1: cannot assign requested address (not an address of this machine)"
         ));
     }
+
+    /// The head arrives in pieces, its last piece with the first event behind it: the client keeps the
+    /// head's bytes in its `Head` phase until the head is whole, then parses what came after it as body.
+    #[test]
+    fn a_head_in_pieces_with_the_body_behind_it_is_read_whole() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/home/events", listener.local_addr().expect("addr"));
+        let target = Target::parse(&url).expect("url");
+        let parser = Box::new(Parser::new(MAX_LINE));
+        let mut client = Client::connect(&target, target.addr, None, parser, 3000, false).expect("connect");
+        let (mut server, _) = listener.accept().expect("accept");
+        let mut request = [0u8; 1024];
+        let _ = server.read(&mut request).expect("the request");
+        let pieces: [&[u8]; 3] =
+            [b"HTTP/1.1 200 OK\r\nContent-Ty", b"pe: text/event-stream\r\n", b"\r\ndata: first\n\ndata: sec"];
+        let (mut scratch, mut seen, mut events) = (Scratch::new(16 * 1024), Vec::new(), Vec::new());
+        let mut drive = |client: &mut Client, seen: &mut Vec<Seen>, events: &mut Vec<String>| {
+            for _ in 0..200 {
+                client.drive(&mut scratch, seen, Reads::UntilWouldBlock);
+                for item in seen.iter() {
+                    if let Seen::Event { data, .. } = item {
+                        events.push(data.of(&scratch.text).to_string());
+                    }
+                }
+                if !seen.is_empty() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        for piece in &pieces[..2] {
+            server.write_all(piece).expect("write");
+            std::thread::sleep(Duration::from_millis(20));
+            drive(&mut client, &mut seen, &mut events);
+            assert!(seen.is_empty() && !client.is_streaming(), "no head yet: {seen:?}");
+        }
+        server.write_all(pieces[2]).expect("write");
+        drive(&mut client, &mut seen, &mut events);
+        assert!(matches!(seen[0], Seen::Head { status: 200, event_stream: true }), "{seen:?}");
+        assert!(client.is_streaming());
+        assert_eq!(events, ["first"], "the event behind the head, and not the half one");
+        seen.clear();
+        events.clear();
+        server.write_all(b"ond\n\n").expect("write");
+        drive(&mut client, &mut seen, &mut events);
+        assert_eq!(events, ["second"]);
+    }
 }
