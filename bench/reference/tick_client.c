@@ -85,13 +85,19 @@ int main(int argc, char **argv) {
                         continue;
                     }
                     long long steps = ((tick - origin[fd] + DAY_MS) % DAY_MS + 500) / 1000;
-                    long long late = received - (origin[fd] + steps * 1000) % DAY_MS;
+                    long long late = (received - (origin[fd] + steps * 1000) % DAY_MS + DAY_MS) % DAY_MS;
+                    if (late >= DAY_MS / 2) late -= DAY_MS; // across midnight, and early by a clock's rounding
                     late = late < 0 ? 0 : late >= MAX_LATE_MS ? MAX_LATE_MS - 1 : late;
                     if (settled > 0 && seconds() > settled + 1.0) histogram[late]++, recorded++;
                 }
                 if (r < (int)sizeof buf) break;
             }
         }
+    }
+    if (with_tick < streams || recorded == 0) {
+        // Nothing to measure on: say so, rather than print a perfect 0 ms.
+        printf("FAILED: %d streams, %d with a first tick, %lld ticks measured\n", streams, with_tick, recorded);
+        return 1;
     }
     printf("%d streams, %d with a first tick, %lld ticks measured; lateness ms:", streams, with_tick, recorded);
     const double at[] = {0.5, 0.9, 0.99, 0.999, 1.0};

@@ -3,7 +3,8 @@
 // What mio-sse's `GET /home/events` does with ticks, and nothing else: accept, read the request head,
 // answer with the stream's head and a first tick, then a tick every second on the stream's own grid
 // (deadline + 1 s, not now + 1 s). One `write` per tick, a timerfd for the next deadline, no bound on
-// the work of a turn. Deadlines are all 1 s apart, so a FIFO keeps them in order.
+// the work of a turn, a binary min-heap of deadlines (a FIFO would not do: a stream opened in a turn
+// that also fires late ticks gets a later deadline than the ticks re-queued after it).
 //
 //   cc -O2 -o tick_server tick_server.c && ./tick_server 127.0.0.1 18910
 #define _GNU_SOURCE
@@ -26,8 +27,9 @@
 enum { FREE, HEAD, STREAMING };
 static unsigned char state[MAX_FD];
 static unsigned generation[MAX_FD]; // a queued tick for a closed fd must not reach the fd's next owner
-static struct { long long deadline; int fd; unsigned generation; } queue[MAX_FD];
-static unsigned head, tail;
+struct entry { long long deadline; int fd; unsigned generation; };
+static struct entry heap[MAX_FD];
+static unsigned heap_len;
 
 static long long now_ns(void) {
     struct timespec t;
@@ -36,8 +38,26 @@ static long long now_ns(void) {
 }
 
 static void push(int fd, long long deadline) {
-    unsigned i = tail++ % MAX_FD;
-    queue[i].deadline = deadline, queue[i].fd = fd, queue[i].generation = generation[fd];
+    if (heap_len == MAX_FD) return; // one entry per fd at most: cannot happen
+    unsigned i = heap_len++;
+    struct entry e = {deadline, fd, generation[fd]};
+    for (; i > 0 && heap[(i - 1) / 2].deadline > deadline; i = (i - 1) / 2) heap[i] = heap[(i - 1) / 2];
+    heap[i] = e;
+}
+
+static struct entry pop(void) {
+    struct entry top = heap[0], last = heap[--heap_len];
+    unsigned i = 0;
+    for (;;) {
+        unsigned child = 2 * i + 1;
+        if (child >= heap_len) break;
+        if (child + 1 < heap_len && heap[child + 1].deadline < heap[child].deadline) child++;
+        if (heap[child].deadline >= last.deadline) break;
+        heap[i] = heap[child];
+        i = child;
+    }
+    heap[i] = last;
+    return top;
 }
 
 static void drop(int fd) {
@@ -73,8 +93,8 @@ int main(int argc, char **argv) {
     long long armed = 0;
     struct epoll_event events[1024];
     for (;;) {
-        if (head != tail && queue[head % MAX_FD].deadline != armed) {
-            armed = queue[head % MAX_FD].deadline;
+        if (heap_len > 0 && heap[0].deadline != armed) {
+            armed = heap[0].deadline;
             struct itimerspec at = {.it_value = {armed / 1000000000LL, armed % 1000000000LL}};
             timerfd_settime(timer, TFD_TIMER_ABSTIME, &at, NULL);
         }
@@ -83,6 +103,8 @@ int main(int argc, char **argv) {
             int fd = events[i].data.fd;
             if (fd == listener) {
                 int c;
+                // (Out of fds, accept4 fails and the level-triggered listener wakes the loop again at
+                // once: raise `ulimit -n` for many streams, as ticks.sh does.)
                 while ((c = accept4(listener, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
                     if (c >= MAX_FD) { close(c); continue; }
                     setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -107,12 +129,11 @@ int main(int argc, char **argv) {
                 }
             }
         }
-        for (long long now = now_ns(); head != tail && queue[head % MAX_FD].deadline <= now;) {
-            unsigned i = head++ % MAX_FD;
-            int fd = queue[i].fd;
-            if (state[fd] != STREAMING || generation[fd] != queue[i].generation) continue;
-            if (!tick(fd)) { drop(fd); continue; }
-            push(fd, queue[i].deadline + INTERVAL_NS);
+        for (long long now = now_ns(); heap_len > 0 && heap[0].deadline <= now;) {
+            struct entry due = pop();
+            if (state[due.fd] != STREAMING || generation[due.fd] != due.generation) continue;
+            if (!tick(due.fd)) { drop(due.fd); continue; }
+            push(due.fd, due.deadline + INTERVAL_NS);
         }
     }
 }

@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source bench/lib.sh
+ulimit -n "$(ulimit -Hn)" # a stream is an fd, on both sides (the C programs do not raise it themselves)
 streams=${1:-19000} seconds=${2:-15} rounds=${3:-2}
 out=target/reference
 mkdir -p "$out"
@@ -23,7 +24,7 @@ start_server() { # c|mio-sse PORT: starts it in the background, its pid in `serv
     sleep 0.5
 }
 lateness() { # CLIENT PORT: one line of percentiles
-    if [ "$1" = c ]; then "$out/tick_client" 127.0.0.1 "$2" "$streams" "$seconds" | sed 's/.*lateness ms: //'; else
+    if [ "$1" = c ]; then "$out/tick_client" 127.0.0.1 "$2" "$streams" "$seconds" | sed 's/.*measured; lateness ms: //' || true; else
         "$bin/mio-sse-load" hold --url "http://127.0.0.1:$2/home/events" --streams "$streams" \
             --tick-interval-ms 1000 --duration-s "$seconds" 2>/dev/null | grep '^tick lateness' | sed 's/tick lateness *//'
     fi
