@@ -112,7 +112,7 @@ impl StreamIds {
             return false;
         }
         let expected_step = match rule {
-            IdCheck::Sequential => id_number == last + 1,
+            IdCheck::Sequential => last.checked_add(1) == Some(id_number),
             _ => id_number > last,
         };
         if !expected_step && reconnected {
@@ -179,6 +179,14 @@ mod tests {
         assert_eq!(new, [true, true, false]);
         let (t, new) = feed(IdCheck::Increasing, &[("5", false), ("3", false), ("6", false)]);
         assert_eq!((t.decreases, new), (1, vec![true, false, true]));
+    }
+
+    #[test]
+    fn the_largest_id_is_checked_without_overflowing() {
+        let max = u64::MAX.to_string();
+        let (t, new) = feed(IdCheck::Sequential, &[(&max, false), ("0", false), (&max, false)]);
+        assert_eq!((t.decreases, t.duplicates), (1, 1));
+        assert_eq!(new, [true, false, false]);
     }
 
     #[test]

@@ -270,6 +270,42 @@ mod tests {
         }
     }
 
+    /// A backlog of more frames than one `writev` takes goes out in order over several, each handed at
+    /// most [`MAX_IOVECS`] slices, behind what the outbox already held.
+    #[test]
+    fn a_backlog_longer_than_one_writev_takes_goes_out_whole_in_order() {
+        struct Counting {
+            taken: Vec<u8>,
+            calls: usize,
+            widest: usize,
+        }
+        impl Write for Counting {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.write_vectored(&[IoSlice::new(buf)])
+            }
+            fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+                (self.calls, self.widest) = (self.calls + 1, self.widest.max(bufs.len()));
+                bufs.iter().for_each(|b| self.taken.extend_from_slice(b));
+                Ok(bufs.iter().map(|b| b.len()).sum())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let frames: Vec<Vec<u8>> =
+            (0..MAX_IOVECS * 2 + 88).map(|i| format!("data: {i}\n\n").into_bytes()).collect();
+        let mut outbox = Outbox::default();
+        outbox.push_owned(b": pending\n\n".to_vec());
+        let mut out = Counting { taken: Vec::new(), calls: 0, widest: 0 };
+        let (flush, progress) = outbox.flush_with(&mut out, frames.iter().map(|f| &f[..]));
+        assert!(matches!(flush, Flush::Done));
+        assert_eq!(progress.frames, frames.len());
+        assert_eq!((out.calls, out.widest), (3, MAX_IOVECS), "three writevs, none wider than the limit");
+        let expected: Vec<u8> = b": pending\n\n".iter().chain(frames.iter().flatten()).copied().collect();
+        assert_eq!(out.taken, expected, "every byte once, in order");
+        assert!(outbox.is_empty());
+    }
+
     #[test]
     fn partial_writes_lose_nothing_and_keep_order() {
         for step in 1..9 {

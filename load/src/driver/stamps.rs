@@ -32,14 +32,15 @@ pub fn publish_stamp(data: &str) -> Option<u64> {
     t.parse().ok()
 }
 
-/// The time of day (ms) at the start of a tick's data (`HH:MM:SS.mmm`), if it is one.
+/// The time of day (ms) at the start of a tick's data (`HH:MM:SS.mmm`), if it is one: a time of day,
+/// so below [`DAY_MS`] (`25:00:00.000` is not a tick; the grid arithmetic counts on the bound).
 pub fn tick_time(data: &str) -> Option<u64> {
     let b = data.as_bytes();
     if b.len() < 12 || b[2] != b':' || b[5] != b':' || b[8] != b'.' {
         return None;
     }
-    let n = |r: std::ops::Range<usize>| data.get(r)?.parse::<u64>().ok();
-    Some(((n(0..2)? * 60 + n(3..5)?) * 60 + n(6..8)?) * 1000 + n(9..12)?)
+    let n = |r: std::ops::Range<usize>, below: u64| data.get(r)?.parse::<u64>().ok().filter(|&v| v < below);
+    Some(((n(0..2, 24)? * 60 + n(3..5, 60)?) * 60 + n(6..8, 60)?) * 1000 + n(9..12, 1000)?)
 }
 
 /// The grid point nearest to `tick_ms` on a stream whose ticks started at `origin_ms`, `interval_ms`
@@ -90,6 +91,10 @@ mod tests {
         assert_eq!(tick_time("07:05:09.042"), Some(((7 * 60 + 5) * 60 + 9) * 1000 + 42));
         assert_eq!(tick_time("07:05:09.042 xxxx"), Some(25_509_042));
         assert_eq!(tick_time("not a tick"), None);
+        assert_eq!(tick_time("23:59:59.999"), Some(DAY_MS - 1));
+        for not_a_time in ["24:00:00.000", "99:99:99.999", "12:60:00.000", "12:00:60.000"] {
+            assert_eq!(tick_time(not_a_time), None, "{not_a_time}");
+        }
     }
 
     #[test]
