@@ -190,12 +190,10 @@ impl<S: Socket> Connection<S> {
         }
     }
 
-    /// Reading a request head or a body, or holding pipelined requests behind a publish.
+    /// Reading a request head or a body, or holding pipelined requests behind a publish: the states that
+    /// keep unparsed bytes (one list of them, in [`State::inbuf`]).
     fn is_reading(&self) -> bool {
-        matches!(
-            self.state,
-            State::ReadingRequest { .. } | State::ReadingBody { .. } | State::AwaitingPublish { .. }
-        )
+        self.state.inbuf().is_some()
     }
 
     /// Acts on this connection's deadline, which the server found due at `now`.

@@ -58,7 +58,7 @@ impl<S: Socket> Connection<S> {
             match read_some(&mut self.socket, &mut cx.scratch) {
                 ReadResult::Data(n) => {
                     if let Some(inbuf) = self.state.inbuf_mut() {
-                        inbuf.extend_from_slice(&cx.scratch[..n]); // a reading state: checked above
+                        inbuf.extend_from_slice(&cx.scratch[..n]); // always: `is_reading` is `inbuf().is_some()`
                     }
                 }
                 ReadResult::WouldBlock => {
