@@ -21,12 +21,25 @@ start_server() { # c|mio-sse PORT: starts it in the background, its pid in `serv
     fi
     server=$!
     pids+=("$server")
-    sleep 0.5
+    # Until it accepts (the C server has no /metrics for `wait_http`); this probe connection just closes.
+    for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0; sleep 0.05; done
+    echo "the $1 server did not listen on port $2 within 10 s" >&2
+    return 1
 }
-lateness() { # CLIENT PORT: one line of percentiles
-    if [ "$1" = c ]; then "$out/tick_client" 127.0.0.1 "$2" "$streams" "$seconds" | sed 's/.*measured; lateness ms: //' || true; else
-        "$bin/mio-sse-load" hold --url "http://127.0.0.1:$2/home/events" --streams "$streams" \
-            --tick-interval-ms 1000 --duration-s "$seconds" 2>/dev/null | grep '^tick lateness' | sed 's/tick lateness *//'
+lateness() { # CLIENT PORT: one line of percentiles, or FAILED and why (never an empty cell)
+    if [ "$1" = c ]; then
+        # It prints "FAILED: ..." itself and exits 1 when a stream had no tick.
+        "$out/tick_client" 127.0.0.1 "$2" "$streams" "$seconds" | sed 's/.*measured; lateness ms: //' || true
+        return
+    fi
+    local report status=0 line
+    report=$("$bin/mio-sse-load" hold --url "http://127.0.0.1:$2/home/events" --streams "$streams" \
+        --tick-interval-ms 1000 --duration-s "$seconds" 2>/dev/null) || status=$?
+    line=$(grep '^tick lateness' <<<"$report" | sed 's/tick lateness *//') || true
+    if [ "$status" -ne 0 ] || [ -z "$line" ]; then
+        echo "FAILED: mio-sse-load exited $status ($(grep -m1 '^attempts' <<<"$report" | tr -s ' ' || echo 'no report')) $line"
+    else
+        echo "$line"
     fi
 }
 echo "| round | client | server | tick lateness |"
