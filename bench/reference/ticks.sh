@@ -2,7 +2,8 @@
 # Tick lateness of mio-sse against a minimal C epoll server (tick_server.c), each read by two clients:
 # mio-sse-load and a minimal C client (tick_client.c). STREAMS streams opened at once, 1 s ticks, SECONDS
 # of reading, ROUNDS rounds interleaved. If the C server shows the same tail, the tail is the machine's
-# (cores, kernel, the client), not the loop's. Needs a C compiler (cc).
+# (cores, kernel, the client), not the loop's. First, the floor: how late a loop that does nothing but
+# sleep to a deadline every millisecond wakes on this machine (wakes.c). Needs a C compiler (cc).
 #
 #   bench/reference/ticks.sh [STREAMS=19000] [SECONDS=15] [ROUNDS=2]
 set -euo pipefail
@@ -14,6 +15,7 @@ out=target/reference
 mkdir -p "$out"
 cc -O2 -o "$out/tick_server" bench/reference/tick_server.c
 cc -O2 -o "$out/tick_client" bench/reference/tick_client.c
+cc -O2 -o "$out/wakes" bench/reference/wakes.c
 start_server() { # c|mio-sse PORT: starts it in the background, its pid in `server`
     if [ "$1" = c ]; then "$out/tick_server" 127.0.0.1 "$2" & else
         "$bin/mio-sse" --listen "127.0.0.1:$2" --interval-ms 1000 --log-level warn --static-dir /nonexistent \
@@ -32,16 +34,21 @@ lateness() { # CLIENT PORT: one line of percentiles, or FAILED and why (never an
         "$out/tick_client" 127.0.0.1 "$2" "$streams" "$seconds" | sed 's/.*measured; lateness ms: //' || true
         return
     fi
-    local report status=0 line
+    local report status=0 line at_send
     report=$("$bin/mio-sse-load" hold --url "http://127.0.0.1:$2/home/events" --streams "$streams" \
         --tick-interval-ms 1000 --duration-s "$seconds" 2>/dev/null) || status=$?
     line=$(grep '^tick lateness' <<<"$report" | sed 's/tick lateness *//') || true
+    # The server's share: each tick's own stamp (both servers stamp a tick when they write it).
+    at_send=$(grep '^  of it at send' <<<"$report" | sed 's/ *of it at send *//') || true
     if [ "$status" -ne 0 ] || [ -z "$line" ]; then
         echo "FAILED: mio-sse-load exited $status ($(grep -m1 '^attempts' <<<"$report" | tr -s ' ' || echo 'no report')) $line"
     else
-        echo "$line"
+        echo "$line; at send: $at_send"
     fi
 }
+# The floor: a loop that only sleeps to a deadline every ms, on this machine with nothing else running.
+echo "machine alone, a loop waking every 1 ms for $seconds s: $("$out/wakes" "$seconds")"
+echo
 echo "| round | client | server | tick lateness |"
 echo "|---|---|---|---|"
 for round in $(seq "$rounds"); do

@@ -13,8 +13,8 @@
 //!   `failures<10` tolerates nine failures).
 //! - Threshold syntax: `FIGURE OP VALUE[UNIT]`, OP one of `< <= > >= == !=`; a latency is
 //!   `[HISTOGRAM.]p50|p90|p99|p99.9|max` in `ms` (default), `s` or `us`, HISTOGRAM one of `latency`,
-//!   `connect`, `reconnect`, `first_event`, `recovery`, `tick_lateness`, `event_gap`, `stream_duration` (without it: the mode's headline,
-//!   see [`headline`]); a count is `failures`, `drops`, `publish_failures`, `missing`, `duplicates`,
+//!   `connect`, `reconnect`, `first_event`, `recovery`, `tick_lateness`, `tick_send_lateness`,
+//!   `event_gap`, `stream_duration` (without it: the mode's headline, see [`headline`]); a count is `failures`, `drops`, `publish_failures`, `missing`, `duplicates`,
 //!   `decreases`, `jumps`, `not_back`, `events`, `refused`, or `delivered`, `connected`, `cycles`, `opened`,
 //!   `completed` as a number or as a `%` (of expected, of attempts, of cycles asked, of streams).
 
@@ -70,13 +70,14 @@ const COUNTS: [&str; 12] = [
     "delivered",
 ];
 const SHARES: [&str; 5] = ["delivered", "connected", "cycles", "opened", "completed"];
-const HISTOGRAMS: [&str; 8] = [
+const HISTOGRAMS: [&str; 9] = [
     "latency",
     "connect",
     "reconnect",
     "first_event",
     "recovery",
     "tick_lateness",
+    "tick_send_lateness",
     "event_gap",
     "stream_duration",
 ];
@@ -165,6 +166,7 @@ pub fn percentiles(report: &Report, histogram: &str) -> Percentiles {
         "recovery" => report.recovery_us.percentiles(0.001),
         "event_gap" => report.event_gap_us.percentiles(0.001),
         "stream_duration" => report.stream_duration_us.percentiles(0.001),
+        "tick_send_lateness" => report.tick_send_lateness_ms.percentiles(1.0),
         _ => report.tick_lateness_ms.percentiles(1.0),
     }
 }

@@ -46,6 +46,14 @@ fn hold_counts_every_stream_and_tick() {
     assert_eq!(report["failures"].as_object().unwrap().len(), 0, "{report}");
     assert!(n(&report, "events") >= 200 * 5, "ticks at 100 ms for 1.5 s: {report}");
     assert!(report["tick_lateness_ms"]["count"].as_u64().is_some_and(|n| n > 0), "{report}");
+    // Each tick is timed twice, at receipt and at its own stamp; a tick is never received before it was
+    // written (one machine, one clock), so no percentile of the share at send exceeds the whole.
+    let (whole, at_send) = (&report["tick_lateness_ms"], &report["tick_send_lateness_ms"]);
+    assert_eq!(whole["count"], at_send["count"], "{report}");
+    for q in ["p50", "p99", "max"] {
+        let (whole_q, at_send_q) = (whole[q].as_f64().expect(q), at_send[q].as_f64().expect(q));
+        assert!(at_send_q <= whole_q, "{q}: {report}");
+    }
     assert!(report.get("histograms").is_none(), "raw histograms only on request: {report}");
 }
 

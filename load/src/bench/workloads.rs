@@ -59,6 +59,9 @@ pub fn hold_run(subject: &Subject, n: usize, tick_seconds: f64) -> Result<HoldFi
             tick_lateness_p50_ms: 0,
             tick_lateness_p99_ms: 0,
             tick_lateness_max_ms: 0,
+            tick_send_lateness_p50_ms: 0,
+            tick_send_lateness_p99_ms: 0,
+            tick_send_lateness_max_ms: 0,
         });
     }
     let server = subject.start(&["--interval-ms", "1000"])?;
@@ -92,6 +95,9 @@ pub fn hold_run(subject: &Subject, n: usize, tick_seconds: f64) -> Result<HoldFi
         tick_lateness_p50_ms: report.tick_lateness_ms.at(0.5),
         tick_lateness_p99_ms: report.tick_lateness_ms.at(0.99),
         tick_lateness_max_ms: report.tick_lateness_ms.max(),
+        tick_send_lateness_p50_ms: report.tick_send_lateness_ms.at(0.5),
+        tick_send_lateness_p99_ms: report.tick_send_lateness_ms.at(0.99),
+        tick_send_lateness_max_ms: report.tick_send_lateness_ms.max(),
     })
 }
 

@@ -4,7 +4,8 @@
 //! Rules:
 //! - An event's own id is checked by the run's rule ([`crate::ids`]); a duplicate is not a delivery.
 //! - Latency is measured from the publisher's stamp (the event's intended time), tick lateness from the
-//!   stream's own grid of ticks, and only in steady state.
+//!   stream's own grid of ticks, and only in steady state: once at receipt (all of it) and once at the
+//!   tick's own stamp (the server's share: how late it wrote the tick).
 //! - A head is timed into `connect_us` on a stream's first attempt and into `reconnect_us` after; a
 //!   dropped stream's drop-to-head time goes into `recovery_us`.
 //! - A browser gives up on any status but 200 (204 is the polite stop): so does a refused stream.
@@ -173,6 +174,7 @@ impl Driver {
         // ramp (SYN retransmits, the accept queue) is not counted as lateness.
         if self.ready_at.is_some_and(|at| now >= at + Duration::from_secs(1)) {
             self.report.tick_lateness_ms.record(lateness_ms(received, ideal));
+            self.report.tick_send_lateness_ms.record(lateness_ms(tick_ms, ideal));
         }
     }
 

@@ -11,13 +11,14 @@ use crate::report::Report;
 use crate::verdict::{Check, percentiles};
 
 /// The latencies, by their JSON name and their threshold name.
-const LATENCIES: [(&str, &str); 8] = [
+const LATENCIES: [(&str, &str); 9] = [
     ("connect_ms", "connect"),
     ("reconnect_ms", "reconnect"),
     ("first_event_ms", "first_event"),
     ("latency_ms", "latency"),
     ("recovery_ms", "recovery"),
     ("tick_lateness_ms", "tick_lateness"),
+    ("tick_send_lateness_ms", "tick_send_lateness"),
     ("event_gap_ms", "event_gap"),
     ("stream_duration_ms", "stream_duration"),
 ];
@@ -94,6 +95,7 @@ pub fn summary(r: &Report, checks: &[Check], code: u8, with_histograms: bool) ->
             "latency_us": r.latency_us,
             "recovery_us": r.recovery_us,
             "tick_lateness_ms": r.tick_lateness_ms,
+            "tick_send_lateness_ms": r.tick_send_lateness_ms,
             "event_gap_us": r.event_gap_us,
             "stream_duration_us": r.stream_duration_us,
         });

@@ -174,6 +174,7 @@ pub fn table(r: &Report, checks: &[Check], code: u8) -> String {
         ("publish → receive", r.latency_us.percentiles(0.001)),
         ("drop → back", r.recovery_us.percentiles(0.001)),
         ("tick lateness", r.tick_lateness_ms.percentiles(1.0)),
+        ("  of it at send", r.tick_send_lateness_ms.percentiles(1.0)),
         ("event gap", r.event_gap_us.percentiles(0.001)),
         ("stream duration", r.stream_duration_us.percentiles(0.001)),
     ] {

@@ -110,6 +110,10 @@ pub struct Report {
     /// Tick receipt minus its ideal time on the stream's grid, ms, in steady state (from a second after
     /// every stream connected).
     pub tick_lateness_ms: Histo,
+    /// The same ticks' own stamps (the server's clock when it wrote them) minus their ideal times, ms: the
+    /// server's share of the lateness, needing no clock shared with the server (the grid is its clock).
+    #[serde(default)]
+    pub tick_send_lateness_ms: Histo,
     /// With `--topics`: streams, accepted publishes and deliveries per topic, and events on the wrong one.
     #[serde(default)]
     pub topics: TopicTally,
@@ -212,6 +216,7 @@ impl Report {
             (&mut self.latency_us, &other.latency_us),
             (&mut self.recovery_us, &other.recovery_us),
             (&mut self.tick_lateness_ms, &other.tick_lateness_ms),
+            (&mut self.tick_send_lateness_ms, &other.tick_send_lateness_ms),
         ] {
             mine.merge(theirs);
         }
