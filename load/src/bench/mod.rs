@@ -10,12 +10,14 @@
 //! | [`workloads`] | hold and fan-out runs against a fresh server, each returning its figures     |
 //! | [`server`]    | the `mio-sse` process: found or built, started, read from /proc and /metrics |
 //! | [`subject`]   | what is measured: a fresh `mio-sse` per workload, or a given server and pid  |
+//! | [`floor`]     | the machine's floor: how late a loop that only sleeps wakes here             |
 //! | [`figures`]   | the records in results.json, one progress line per workload, the table       |
 //! | [`plots`]     | the memory and latency SVGs                                                  |
 
 use std::path::PathBuf;
 
 pub mod figures;
+pub mod floor;
 pub mod plots;
 pub mod server;
 pub mod subject;
@@ -59,6 +61,9 @@ pub struct BenchArgs {
     pub server_pid: Option<u32>,
 }
 
+/// Seconds of the machine's floor probe ([`floor`]), before any workload.
+const FLOOR_SECONDS: f64 = 3.0;
+
 /// Runs every workload and writes the results.
 pub fn run(args: &BenchArgs) -> Result<(), String> {
     let subject = match &args.url {
@@ -77,6 +82,11 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     };
     let exe = &subject;
     std::fs::create_dir_all(&args.out_dir).map_err(|e| e.to_string())?;
+    eprintln!(
+        "bench: the machine's floor, a loop waking every 1 ms for {FLOOR_SECONDS} s with nothing else running"
+    );
+    let wake_floor = floor::measure(FLOOR_SECONDS);
+    eprintln!("bench: {}", wake_floor.line());
     let mut hold = Vec::new();
     for &n in &args.counts {
         eprintln!("bench: holding {n} streams with 1 s ticks");
@@ -95,8 +105,14 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     eprintln!("bench: {events} events at 5/s to {streams} streams");
     let fanout_5_per_s = fanout_run(exe, streams, events, 5.0, true)?;
     eprintln!("bench: {}", fanout_line(&fanout_5_per_s));
-    let results =
-        Results { machine: machine(), hold, fanout_max_rate, fanout_max_rate_pipelined, fanout_5_per_s };
+    let results = Results {
+        machine: machine(),
+        wake_floor,
+        hold,
+        fanout_max_rate,
+        fanout_max_rate_pipelined,
+        fanout_5_per_s,
+    };
     let json = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
     std::fs::write(args.out_dir.join("results.json"), json + "\n").map_err(|e| e.to_string())?;
     std::fs::write(args.out_dir.join("memory.svg"), memory_svg(&results.hold)).map_err(|e| e.to_string())?;
