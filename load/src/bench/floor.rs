@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::report::Histo;
+
 /// How late a sleeping loop woke, in µs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct WakeFloor {
@@ -29,7 +31,7 @@ pub fn measure(seconds: f64) -> WakeFloor {
     const PERIOD: Duration = Duration::from_millis(1);
     let end = Instant::now() + Duration::from_secs_f64(seconds.max(0.0));
     let mut deadline = Instant::now();
-    let mut late_us = Vec::with_capacity((seconds.max(0.0) * 1000.0) as usize + 1);
+    let mut late_us = Histo::default();
     loop {
         deadline += PERIOD;
         if deadline > end {
@@ -37,27 +39,22 @@ pub fn measure(seconds: f64) -> WakeFloor {
         }
         std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
         let woke = Instant::now();
-        late_us.push(woke.saturating_duration_since(deadline).as_micros() as u64);
+        late_us.record(woke.saturating_duration_since(deadline).as_micros() as u64);
         while deadline + PERIOD <= woke {
             deadline += PERIOD; // missed while asleep: skipped, the phase kept
         }
     }
-    summarize(late_us)
+    summarize(&late_us)
 }
 
-/// The percentiles of `late_us` (nearest rank).
-fn summarize(mut late_us: Vec<u64>) -> WakeFloor {
-    late_us.sort_unstable();
-    let at = |q: f64| match late_us.len() {
-        0 => 0,
-        n => late_us[((q * n as f64).ceil() as usize).clamp(1, n) - 1],
-    };
+/// The percentiles of `late_us` (the run's histogram, as every other latency of the load generator).
+fn summarize(late_us: &Histo) -> WakeFloor {
     WakeFloor {
-        wakes: late_us.len(),
-        p50_us: at(0.5),
-        p99_us: at(0.99),
-        p999_us: at(0.999),
-        max_us: late_us.last().copied().unwrap_or(0),
+        wakes: late_us.count() as usize,
+        p50_us: late_us.at(0.5),
+        p99_us: late_us.at(0.99),
+        p999_us: late_us.at(0.999),
+        max_us: late_us.max(),
     }
 }
 
@@ -79,12 +76,18 @@ impl WakeFloor {
 mod tests {
     use super::*;
 
+    fn histo(values: impl IntoIterator<Item = u64>) -> Histo {
+        let mut histo = Histo::default();
+        values.into_iter().for_each(|v| histo.record(v));
+        histo
+    }
+
     #[test]
     fn percentiles_are_by_nearest_rank() {
-        let floor = summarize((1..=1000).rev().collect());
+        let floor = summarize(&histo((1..=1000).rev()));
         assert_eq!(floor, WakeFloor { wakes: 1000, p50_us: 500, p99_us: 990, p999_us: 999, max_us: 1000 });
-        assert_eq!(summarize(Vec::new()), WakeFloor::default(), "no wakes: zeros, no panic");
-        assert_eq!(summarize(vec![7]).p999_us, 7);
+        assert_eq!(summarize(&Histo::default()), WakeFloor::default(), "no wakes: zeros, no panic");
+        assert_eq!(summarize(&histo([7])).p999_us, 7);
     }
 
     #[test]
